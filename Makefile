@@ -1,0 +1,32 @@
+# Quick start: `make demo` (fetch the assets, run the default recipe) and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# The local CPU build of PyTorch; any other spec pulls gigabytes of CUDA packages.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mkd fetch minilm-l6 glove-6b-50d spacy-en-md rt-snippets snli
+	$(BIN)/mkd run
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/mkd fetch minilm-l6 glove-6b-50d spacy-en-md rt-snippets snli
+	$(BIN)/python -m pytest -q --timeout=900
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info

@@ -1,0 +1,182 @@
+"""The `mkd` command: thin; parses arguments and calls the stage functions.
+
+Errors a user can cause (MkdError) end in one line and exit status 2; `--debug` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from mkd.errors import MkdError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+    help="mkd: distil a multi-task teacher into one small, fast student (MKD, Liu et al.).",
+)
+STATE = {"debug": False}
+
+RecipeOpt = Annotated[str | None, typer.Option("-c", "--recipe", help="recipe YAML (default: the packaged demo)")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override, e.g. --set teacher.train.epochs=1")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue from the stage's last checkpoint")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="rerun even if unchanged; overwrite another recipe's run")]
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False) -> None:
+    STATE["debug"] = debug
+
+
+def _recipe(recipe: str | None, overrides: list[str] | None):
+    from mkd.config import load_recipe
+
+    return load_recipe(recipe, overrides)
+
+
+def _not_built(stage: str) -> NoReturn:
+    raise MkdError(f"'mkd {stage}' is not built yet in this version", "see the open issues; nothing was run")
+
+
+@app.command()
+def fetch(
+    names: Annotated[list[str] | None, typer.Argument(help="assets to fetch (default: all but mpnet-base)")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="list the assets and whether they are cached")] = False,
+    force: Annotated[bool, typer.Option("--force", help="download again even if cached")] = False,
+) -> None:
+    """Download the offline assets (models, word vectors, data) into the cache ($MKD_HOME)."""
+    from mkd import assets
+
+    if list_:
+        for row in assets.list_assets():
+            state = "cached" if row["present"] else "missing"
+            typer.echo(f"{row['name']:14s} {state:8s} {row['description']}")
+        return
+    chosen = names or [n for n in assets.ASSETS.names() if n != "mpnet-base"]
+    for path in assets.fetch(chosen, force=force):
+        typer.echo(str(path))
+
+
+@app.command()
+def tasks(
+    recipe: RecipeOpt = None,
+    overrides: SetOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """List every known task (type, labels, metric, source) and the split sizes of those present."""
+    from mkd.tasks.listing import describe_tasks
+
+    rows = describe_tasks(_recipe(recipe, overrides) if recipe or overrides else None)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        sizes = " ".join(f"{k}={v}" for k, v in r["sizes"].items()) if r["sizes"] else f"({r['status']})"
+        labels = ",".join(r["labels"]) or "score"
+        typer.echo(f"{r['name']:12s} {r['type']:14s} {labels:38s} {r['primary']:9s} {r['source']:8s} {sizes}")
+
+
+@app.command()
+def teach(recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False) -> None:
+    """Stage 1: refine the teacher jointly on all tasks of the recipe."""
+    from mkd.stages.teach import teach as run_teach
+
+    run_teach(_recipe(recipe, overrides), resume=resume, force=force)
+
+
+@app.command()
+def augment(recipe: RecipeOpt = None, overrides: SetOpt = None, force: ForceOpt = False) -> None:
+    """Stage 2a: build the transfer set with Tang et al.'s augmentation."""
+    _not_built("augment")
+
+
+@app.command()
+def label(recipe: RecipeOpt = None, overrides: SetOpt = None, force: ForceOpt = False) -> None:
+    """Stage 2b: label the transfer set with the teacher's logits."""
+    _not_built("label")
+
+
+@app.command()
+def distill(recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False) -> None:
+    """Stage 3: multi-task distillation into one student."""
+    _not_built("distill")
+
+
+@app.command()
+def finetune(recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False) -> None:
+    """Stage 4: per-task fine-tuning of the multi-task student."""
+    _not_built("finetune")
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Option("--model", help="a model folder (teacher or student)")],
+    split: Annotated[str, typer.Option("--split", help="dev or test")] = "test",
+    recipe: RecipeOpt = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Per-task metrics and macro score of any model folder; writes its metrics.json."""
+    from mkd.stages.evaluate import evaluate_folder
+
+    evaluate_folder(model, split, recipe, overrides)
+
+
+@app.command()
+def bench(recipe: RecipeOpt = None, overrides: SetOpt = None) -> None:
+    """CPU throughput and latency of the teacher and every student."""
+    _not_built("bench")
+
+
+@app.command()
+def export(recipe: RecipeOpt = None) -> None:
+    """Export a student to ONNX or a Hugging Face folder."""
+    _not_built("export")
+
+
+@app.command()
+def predict(recipe: RecipeOpt = None) -> None:
+    """Labels and probabilities for texts, from any model folder."""
+    _not_built("predict")
+
+
+@app.command()
+def run(recipe: RecipeOpt = None, overrides: SetOpt = None, force: ForceOpt = False) -> None:
+    """All stages in order, each skipped when unchanged (default recipe: the packaged demo)."""
+    _not_built("run")
+
+
+@app.command()
+def report(run_dir: Annotated[Path | None, typer.Argument()] = None) -> None:
+    """Rebuild report.html and report.md of a run folder."""
+    _not_built("report")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except MkdError as e:
+        if STATE["debug"]:
+            raise
+        print(f"error: {e.line()}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted; finished work is kept, rerun with --resume to continue", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(2)
+        if STATE["debug"]:
+            raise
+        print(f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+              "(unexpected; rerun with --debug for the traceback and report it)", file=sys.stderr)
+        sys.exit(1)

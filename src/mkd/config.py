@@ -1,0 +1,342 @@
+"""The recipe: one typed, strict description of a whole run (unknown keys are errors).
+
+A recipe is YAML, validated by pydantic. `--set a.b=value` overrides are applied to the raw
+mapping before validation, so they are type-checked exactly like the file. Nothing in a recipe
+executes code: values are plain data (`yaml.safe_load`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mkd.errors import MkdError, nearest
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TrainConfig(Strict):
+    """Engineering settings of the one training loop (teach, distill and finetune)."""
+
+    epochs: int = Field(3, ge=1)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many steps in all")
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(128, ge=1)
+    lr: float = Field(5e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, le=1)
+    grad_clip: float | None = Field(1.0, gt=0)
+    mixing: Literal["proportional", "temperature", "uniform"] = "proportional"
+    mixing_temperature: float = Field(2.0, gt=0, description="tau of p ~ size^(1/tau)")
+    eval_every: int | None = Field(None, ge=1, description="steps between evaluations; None: per epoch")
+    checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints; None: at each evaluation")
+    patience: int | None = Field(3, ge=1, description="evaluations without improvement before stopping")
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    log_every: int = Field(10, ge=1)
+
+
+class AugmentConfig(Strict):
+    """Tang et al.'s rules (MKD.md, stage 2)."""
+
+    enabled: bool = True
+    p_mask: float = Field(0.1, ge=0, le=1)
+    p_pos: float = Field(0.1, ge=0, le=1)
+    p_ng: float = Field(0.25, ge=0, le=1)
+    n_iter: int | None = Field(None, ge=0, description="None: 20 for single texts, 10 for pairs")
+    max_per_task: int | None = Field(None, ge=1, description="cap on augmented examples per task")
+
+    @model_validator(mode="after")
+    def _exclusive(self) -> AugmentConfig:
+        if self.p_mask + self.p_pos > 1:
+            raise ValueError("p_mask + p_pos must be at most 1 (the two rules are exclusive)")
+        return self
+
+
+class TaskConfig(Strict):
+    """A task of the run: a known task by name, optionally with its data location and sizes,
+    or a user's own task declared in full (source: files)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    source: Literal["builtin", "glue", "hub", "files"] | None = None
+    glue_dir: str | None = None
+    hub_name: str | None = None
+    train: str | None = None
+    dev: str | None = None
+    test: str | None = None
+    text_fields: list[str] | None = Field(None, min_length=1, max_length=2)
+    label_field: str | None = None
+    type: Literal["classification", "regression"] | None = None
+    labels: list[str] | None = None
+    metrics: list[str] | None = None
+    primary: str | None = None
+    dev_fraction: float = Field(0.1, gt=0, lt=1)
+    test_fraction: float = Field(0.1, gt=0, lt=1)
+    max_train: int | None = Field(None, ge=1)
+    max_dev: int | None = Field(None, ge=1)
+    max_test: int | None = Field(None, ge=1)
+    unlabelled: list[str] = Field(default_factory=list, description="extra text files for the transfer set")
+    augment: AugmentConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+
+class TeacherConfig(Strict):
+    model: str = Field("minilm-l6", description="asset name, local folder or hub name")
+    max_length: int = Field(128, ge=8)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    pooling: Literal["mean", "cls"] = "mean"
+    trust_remote_code: bool = False
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+class TransferConfig(Strict):
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    label_batch_size: int = Field(64, ge=1)
+    shard_size: int = Field(10000, ge=1, description="examples per Parquet shard")
+    teachers: dict[str, str] | None = Field(
+        None, description="task -> teacher folder (per-task teachers); None: the run's teacher"
+    )
+
+
+class StudentConfig(Strict):
+    type: str = "bilstm_attn"
+    embeddings: str = Field("glove-6b-50d", description="glove-6b-50d | spacy-en-md | teacher | random")
+    embedding_dim: int = Field(300, ge=1, description="for random embeddings")
+    freeze_embeddings: bool = False
+    hidden_size: int = Field(300, ge=1)
+    num_layers: int = Field(1, ge=1)
+    num_heads: int = Field(4, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    max_length: int = Field(128, ge=4)
+    min_count: int = Field(1, ge=1, description="word-level vocabulary: minimum count")
+    init_from: str | None = Field(None, description="pretrained encoder for the transformer student")
+    init_layers: int | None = Field(None, ge=1, description="keep the first k layers of init_from")
+
+
+class DistillConfig(Strict):
+    loss: str = Field("mse", description="mse (the paper) | kl")
+    temperature: float = Field(1.0, gt=0)
+    alpha: float = Field(0.0, ge=0, le=1, description="weight of the gold-label loss")
+    train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(lr=1e-3, batch_size=50, epochs=10, warmup_ratio=0.0)
+    )
+
+
+class FinetuneConfig(Strict):
+    enabled: bool = False
+    tasks: list[str] | None = Field(None, description="None: every task")
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the gold-label loss")
+    train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(lr=3e-4, batch_size=50, epochs=3, warmup_ratio=0.0)
+    )
+
+
+class BenchConfig(Strict):
+    rounds: int = Field(5, ge=1)
+    batch_sizes: list[int] = Field(default_factory=lambda: [1, 32])
+    examples: int = Field(256, ge=1)
+
+
+class Recipe(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    seed: int = 13
+    output_dir: str = "runs"
+    fetch_missing: bool = Field(False, description="fetch missing assets instead of failing")
+    tasks: list[TaskConfig] = Field(min_length=1)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    transfer: TransferConfig = Field(default_factory=TransferConfig)
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    bench: BenchConfig = Field(default_factory=BenchConfig)
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique(cls, tasks: list[TaskConfig]) -> list[TaskConfig]:
+        names = [t.name for t in tasks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"task {dupes[0]} is listed twice")
+        return tasks
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+    def task(self, name: str) -> TaskConfig:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise MkdError(f"task '{name}' is not in recipe {self.name}", "add it under tasks:")
+
+    def section_hash(self, *sections: str) -> str:
+        """A fingerprint of some sections (plus the seed): a stage reruns when it changes."""
+        data = {s: _dump(getattr(self, s)) for s in sections}
+        data["seed"] = self.seed
+        blob = json.dumps(data, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+    def save(self, folder: str | Path) -> None:
+        from mkd.io import write_text
+
+        write_text(Path(folder) / "recipe.yaml", self.to_yaml())
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_dump(v) for v in value]
+    return value
+
+
+DEFAULT_RECIPE = "demo"
+
+
+def packaged_recipes() -> list[str]:
+    folder = resources.files("mkd") / "recipes"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_source(source: str | Path | None) -> tuple[str, str]:
+    """Text and display name of a recipe: a path, or the name of a packaged recipe."""
+    if source is None:
+        source = DEFAULT_RECIPE
+    path = Path(source)
+    if path.is_file():
+        try:
+            return path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError as e:
+            raise MkdError(f"recipe {path} is not UTF-8 text", "save it as UTF-8 YAML") from e
+    name = str(source)
+    if name in packaged_recipes():
+        text = (resources.files("mkd") / "recipes" / f"{name}.yaml").read_text(encoding="utf-8")
+        return text, f"{name} (packaged)"
+    if path.suffix in (".yaml", ".yml") or "/" in name:
+        raise MkdError(f"recipe file {path} not found", "check the path given to -c")
+    raise MkdError(
+        f"no recipe file or packaged recipe named '{name}'",
+        f"give a YAML path, or one of: {', '.join(packaged_recipes())}",
+    )
+
+
+def parse_overrides(overrides: list[str] | None) -> list[tuple[list[str], Any]]:
+    parsed = []
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise MkdError(f"override '{item}' is not key=value", "write it as --set teacher.max_length=64")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as e:
+            raise MkdError(f"override '{item}' has a malformed value", "quote it as YAML") from e
+        parsed.append((key.strip().split("."), value))
+    return parsed
+
+
+def _apply(data: dict[str, Any], path: list[str], value: Any) -> None:
+    node: Any = data
+    for i, key in enumerate(path):
+        last = i == len(path) - 1
+        if isinstance(node, list):
+            idx = _list_index(node, key, ".".join(path))
+            if last:
+                node[idx] = value
+                return
+            if isinstance(node[idx], str):  # task shorthand: "snli" -> {"name": "snli"}
+                node[idx] = {"name": node[idx]}
+            node = node[idx]
+        elif isinstance(node, dict):
+            if last:
+                node[key] = value
+                return
+            if node.get(key) is None:
+                node[key] = {}
+            node = node[key]
+        else:
+            raise MkdError(f"override {'.'.join(path)}: '{path[i - 1]}' is not a section", "check the key")
+
+
+def _list_index(node: list[Any], key: str, full: str) -> int:
+    if key.lstrip("-").isdigit():
+        idx = int(key)
+        if -len(node) <= idx < len(node):
+            return idx
+        raise MkdError(f"override {full}: index {key} is out of range", f"the list has {len(node)} items")
+    for idx, item in enumerate(node):
+        name = item if isinstance(item, str) else item.get("name") if isinstance(item, dict) else None
+        if name == key:
+            return idx
+    raise MkdError(f"override {full}: no item named '{key}'", "use an index or a task name of the recipe")
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Valid field names of the (sub)model that a validation error location points into."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or current is None:
+            continue
+        field = current.model_fields.get(part)
+        if field is None:
+            return []
+        current = _model_of(field.annotation)
+    return list(current.model_fields) if current is not None else []
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _explain(error: ValidationError, where: str) -> MkdError:
+    first = error.errors()[0]
+    loc = tuple(first["loc"])
+    dotted = ".".join(str(p) for p in loc) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        close = nearest(str(loc[-1]), _fields_at(Recipe, loc))
+        fix = f"did you mean '{close}'?" if close else "remove it (see the recipe format in README.md)"
+        return MkdError(f"recipe {where}: unknown key '{dotted}'", fix)
+    if first["type"] == "missing":
+        return MkdError(f"recipe {where}: '{dotted}' is required", "add it")
+    msg = first["msg"].removeprefix("Value error, ")
+    got = first.get("input")
+    shown = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
+    return MkdError(f"recipe {where}: '{dotted}' {msg} (got {shown[:60]})", "fix that value")
+
+
+def load_recipe(source: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
+    """Read, override and validate a recipe. Any problem is one MkdError line."""
+    text, where = _read_source(source)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise MkdError(f"recipe {where} is malformed YAML{at}", "fix the syntax there") from e
+    if not isinstance(data, dict):
+        raise MkdError(f"recipe {where} is not a mapping of sections", "start from recipes/demo.yaml")
+    for path, value in parse_overrides(overrides):
+        _apply(data, path, value)
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as e:
+        raise _explain(e, where) from None

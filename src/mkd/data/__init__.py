@@ -1,0 +1,1 @@
+"""Tokenization, dynamic-padding batches, the multi-task sampler, augmentation, transfer sets."""

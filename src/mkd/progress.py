@@ -1,0 +1,51 @@
+"""Progress bars (rich) that degrade to quiet lines when output is not a terminal."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+console = Console(stderr=True)
+
+
+class _Bar:
+    def __init__(self, desc: str, total: int, start: int, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.desc = desc
+        self.progress: Progress | None = None
+        if self.enabled:
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                console=console, transient=False,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(desc, total=total, completed=start, info="")
+
+    def update(self, step: int, info: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step, info=info)
+
+    def note(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.console.print(f"  {self.desc}: {text}")
+        else:
+            console.print(f"  {self.desc}: {text}", highlight=False)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def progress_bar(desc: str, total: int, start: int = 0, enabled: bool = True) -> _Bar:
+    return _Bar(desc, total, start, enabled)

@@ -1,0 +1,93 @@
+"""What every stage shares: the run folder, stage fingerprints, and skipping unchanged work."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mkd.config import Recipe
+from mkd.data.batch import EncodedSplit
+from mkd.errors import MkdError
+from mkd.io import read_json, write_json
+from mkd.models.base import MkdModel
+from mkd.progress import console
+from mkd.tasks.task import TaskData
+
+STAGE_FILE = "stage.json"
+
+
+def run_dir(recipe: Recipe, force: bool = False) -> Path:
+    """The run folder; refuses a folder made by another recipe (other tasks or seed) unless forced."""
+    folder = recipe.run_dir
+    marker = folder / "run.json"
+    identity = recipe.section_hash("tasks")
+    if marker.exists() and not force:
+        try:
+            old = read_json(marker).get("identity")
+        except (json.JSONDecodeError, OSError):
+            old = None
+        if old != identity:
+            raise MkdError(f"run folder {folder} was made by another recipe (other tasks or seed)",
+                           "give this recipe another name, or rerun with --force to overwrite it")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(marker, {"identity": identity, "name": recipe.name})
+    recipe.save(folder)
+    return folder
+
+
+def is_fresh(out: Path, fingerprint: str) -> bool:
+    """True when `out` was completed by a run with this very fingerprint."""
+    path = out / STAGE_FILE
+    if not path.is_file():
+        return False
+    try:
+        return read_json(path).get("fingerprint") == fingerprint
+    except (json.JSONDecodeError, OSError):
+        return False
+
+
+def mark_done(folder: Path, stage: str, fingerprint: str, started: float, **extra: Any) -> None:
+    write_json(folder / STAGE_FILE, {"stage": stage, "fingerprint": fingerprint,
+                                     "wall_seconds": round(time.time() - started, 2), **extra})
+
+
+def work_dir(run: Path, stage: str, resume: bool) -> Path:
+    """Scratch space of a stage (checkpoints, logs); cleared unless resuming."""
+    folder = run / ".work" / stage
+    if not resume and folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def copy_logs(src: Path, dst: Path) -> None:
+    for name in ("train_log.csv", "eval_log.csv"):
+        if (src / name).exists():
+            shutil.copy2(src / name, dst / name)
+
+
+def encode_splits(model: MkdModel, tasks: dict[str, TaskData], split: str) -> dict[str, EncodedSplit]:
+    return {t: model.encode(d.spec, d.split(split)) for t, d in tasks.items() if split in d.splits}
+
+
+def metrics_document(per_split: dict[str, dict], primary_split: str = "test") -> dict:
+    """metrics.json: the contract's {"split", "tasks", "macro"} for the test split, plus every split."""
+    main = per_split.get(primary_split) or next(iter(per_split.values()))
+    return {"split": primary_split if primary_split in per_split else next(iter(per_split)),
+            "tasks": main["tasks"], "macro": main["macro"], "splits": per_split}
+
+
+def say(line: str) -> None:
+    console.print(line, highlight=False)
+
+
+def table_lines(per_split: dict[str, dict], tasks: Sequence[str]) -> list[str]:
+    lines = []
+    for split, result in per_split.items():
+        cells = [f"{t} " + " ".join(f"{m}={v:.2f}" for m, v in result["tasks"][t].items()) for t in tasks]
+        lines.append(f"  {split:5s} macro={result['macro']:.2f} | " + " | ".join(cells))
+    return lines

@@ -1,0 +1,157 @@
+"""A user's own task from CSV, TSV or JSON-lines files (source: files).
+
+The format follows the extension: .csv (comma) and .tsv (tab) with a header row and standard
+quoting, .jsonl/.ndjson (one JSON object per line), .json (JSON lines, or one array of objects).
+Texts come from the task's text_fields, the gold label from label_field ("label" by default); a
+classification label may be a label name or its index. Files are UTF-8 (a BOM is allowed);
+relative paths are read from the current directory.
+
+train is required. A missing test split is a seeded carve of test_fraction of train, a missing
+dev split one of dev_fraction of train (sizes relative to the train file), so that a user with
+one file still gets honest held-out data. Example ids are f"{task}:{split}:{row}" with the split
+of the file the row was read from and its data-row index there (carved rows keep their train id).
+
+Every problem a user can cause (missing file or column, wrong encoding, binary data, a bad JSON
+line, a row of the wrong width) is one MkdError naming the file (and line) and the fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mkd.config import TaskConfig
+from mkd.errors import MkdError
+from mkd.tasks.sources import SOURCES, label_index
+from mkd.tasks.split import carve
+from mkd.tasks.task import Example, TaskSpec
+
+FORMATS = {".csv": ",", ".tsv": "\t", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+COLUMN_FIX = "set the task's text_fields:/label_field: to your column names"
+
+Row = tuple[str, dict[str, Any]]  # (where, e.g. "data.csv line 3"; the row's columns)
+
+
+def _resolve(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else Path.cwd() / path
+
+
+def _read_text(path: Path) -> str:
+    """The file as text; a clear error for a missing, binary or non-UTF-8 file."""
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "not found"
+        raise MkdError(f"data file {path} {what}",
+                       "check the path (a relative path is read from the current directory)")
+    data = path.read_bytes()
+    recode = f"re-encode it as UTF-8 (e.g. iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name})"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise MkdError(f"data file {path} is UTF-16, not UTF-8 text", recode)
+    if b"\x00" in data[:8192]:
+        raise MkdError(f"data file {path} is a binary file, not CSV, TSV or JSON-lines text",
+                       "give a text file exported as CSV, TSV or JSONL")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise MkdError(f"data file {path} is not UTF-8 text (byte 0x{data[e.start]:02x} on line "
+                       f"{line})", recode) from None
+
+
+def _table_rows(path: Path, text: str, delimiter: str) -> Iterator[Row]:
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = [h.strip() for h in next(reader, [])]
+        for row in reader:
+            if not row:  # blank line
+                continue
+            if len(row) != len(header):
+                raise MkdError(f"data file {path} line {reader.line_num} has {len(row)} columns, "
+                               f"the header has {len(header)}",
+                               "quote fields that contain the delimiter, or fix the row")
+            yield f"{path.name} line {reader.line_num}", dict(zip(header, row, strict=True))
+    except csv.Error as e:
+        raise MkdError(f"data file {path} line {reader.line_num} is malformed ({e})",
+                       "fix the quoting there") from None
+
+
+def _json_rows(path: Path, text: str, array_ok: bool) -> Iterator[Row]:
+    if array_ok and text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise MkdError(f"data file {path} is not valid JSON ({e.msg} at line {e.lineno})",
+                           "fix it, or write one JSON object per line (.jsonl)") from None
+        for k, item in enumerate(items):
+            where = f"{path.name} item {k}"
+            if not isinstance(item, dict):
+                raise MkdError(f"{where} is not a JSON object", "make every item an object")
+            yield where, item
+        return
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            raise MkdError(f"data file {path} line {n} is not valid JSON",
+                           "write one JSON object per line (JSON lines)") from None
+        if not isinstance(item, dict):
+            raise MkdError(f"data file {path} line {n} is not a JSON object",
+                           'write one object per line, e.g. {"text": "...", "label": "..."}')
+        yield f"{path.name} line {n}", item
+
+
+def _rows(path: Path) -> Iterator[Row]:
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise MkdError(f"data file {path}: unknown format '{path.suffix}'",
+                       "use a .csv, .tsv or .jsonl file")
+    text = _read_text(path)
+    if kind in ("jsonl", "json"):
+        return _json_rows(path, text, array_ok=kind == "json")
+    return _table_rows(path, text, kind)
+
+
+def read_examples(spec: TaskSpec, raw_path: str, split: str) -> list[Example]:
+    """The labelled examples of one file."""
+    path = _resolve(raw_path)
+    columns = (*spec.text_fields, spec.label_field)
+    out: list[Example] = []
+    for i, (where, row) in enumerate(_rows(path)):
+        for c in columns:
+            if c not in row:
+                raise MkdError(f"{where}: no column '{c}' (columns: {', '.join(map(str, row))})",
+                               COLUMN_FIX)
+        texts = tuple("" if row[c] is None else str(row[c]) for c in spec.text_fields)
+        label = label_index(spec, row[spec.label_field], where)
+        out.append(Example(f"{spec.name}:{split}:{i}", texts, label))
+    if not out:
+        raise MkdError(f"data file {path} has no rows",
+                       "give a header line and at least one row (JSONL: one object per line)")
+    return out
+
+
+@SOURCES.register("files")
+def load_files(
+    spec: TaskSpec, cfg: TaskConfig, seed: int, fetch_missing: bool
+) -> dict[str, list[Example]]:
+    """train/dev/test from the task's files; missing dev/test carved from train with the seed."""
+    if "train" not in spec.files:
+        raise MkdError(f"task {spec.name}: source files needs a train file",
+                       "set train: to a CSV, TSV or JSONL file")
+    train = read_examples(spec, spec.files["train"], "train")
+    n = len(train)
+    test = read_examples(spec, spec.files["test"], "test") if "test" in spec.files else None
+    dev = read_examples(spec, spec.files["dev"], "dev") if "dev" in spec.files else None
+    if test is None:
+        train, test = carve(train, max(1, round(n * cfg.test_fraction)), seed)
+    if dev is None:
+        train, dev = carve(train, max(1, round(n * cfg.dev_fraction)), seed + 1)
+    return {"train": train, "dev": dev, "test": test}

@@ -1,0 +1,62 @@
+"""A task is data: its declaration (TaskSpec) and its examples, declared once, used everywhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+TaskType = Literal["classification", "regression"]
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a task is: inputs, output type, labels, metrics. Where its data comes from: source."""
+
+    name: str
+    text_fields: tuple[str, ...]
+    type: TaskType
+    labels: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ("accuracy",)
+    primary: str = "accuracy"
+    source: str = "files"
+    description: str = ""
+    label_field: str = "label"
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_pair(self) -> bool:
+        return len(self.text_fields) == 2
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.labels) if self.type == "classification" else 1
+
+
+@dataclass(frozen=True)
+class Example:
+    """One input of a task. `id` is stable across runs; `label` is a class index, a score, or None
+    (unlabelled text, e.g. augmented examples before the teacher labels them)."""
+
+    id: str
+    texts: tuple[str, ...]
+    label: int | float | None = None
+
+
+@dataclass
+class TaskData:
+    spec: TaskSpec
+    splits: dict[str, list[Example]]
+
+    def split(self, name: str) -> list[Example]:
+        from mkd.errors import MkdError
+
+        if name not in self.splits:
+            raise MkdError(
+                f"task {self.spec.name} has no '{name}' split",
+                f"use one of: {', '.join(self.splits)}",
+            )
+        return self.splits[name]
+
+    def sizes(self) -> dict[str, int]:
+        return {k: len(v) for k, v in self.splits.items()}

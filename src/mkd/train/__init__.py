@@ -1,0 +1,1 @@
+"""The one training loop (teach, distill, finetune), its losses and its checkpoints."""

@@ -1,0 +1,223 @@
+"""The one training loop: teacher refinement, distillation and fine-tuning all run through `fit`.
+
+model + per-task loss + multi-task sampler + AdamW (warmup, linear decay, clipping), through
+Hugging Face Accelerate so the same code runs on CPU, one GPU or many (`accelerate launch`).
+Evaluates every task's dev set, keeps the best weights by the macro score, stops early with
+patience, checkpoints atomically and resumes exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from mkd.config import TrainConfig
+from mkd.data.batch import EncodedSplit
+from mkd.data.sampler import MultiTaskSampler
+from mkd.errors import MkdError
+from mkd.evaluate import evaluate_tasks
+from mkd.models.base import load_weights
+from mkd.progress import progress_bar
+from mkd.tasks.task import TaskSpec
+from mkd.train.checkpoint import TrainState, load_checkpoint, save_checkpoint, save_weights
+from mkd.train.losses import Loss
+
+
+@dataclass
+class FitResult:
+    best_score: float | None
+    best_step: int | None
+    steps: int
+    wall_seconds: float
+    dev: dict = field(default_factory=dict)
+    stopped_early: bool = False
+
+
+def make_accelerator(mixed_precision: str):
+    """An Accelerator for this run (CPU here; GPUs or several processes under accelerate launch)."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(mixed_precision=mixed_precision,
+                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+
+
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig, total_steps: int):
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    warmup = int(cfg.warmup_ratio * total_steps)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+class _Logs:
+    """train_log.csv (losses, lr, speed, batches per task) and eval_log.csv (dev metrics)."""
+
+    def __init__(self, folder: Path, tasks: list[str], resume_step: int) -> None:
+        self.train_path, self.eval_path = folder / "train_log.csv", folder / "eval_log.csv"
+        self.tasks = tasks
+        self.train_cols = ["step", "epoch", "lr", "examples_per_s"] + [f"loss_{t}" for t in tasks] + [
+            f"batches_{t}" for t in tasks]
+        self.eval_cols = ["step", "epoch", "task", "metric", "value"]
+        for path, cols in ((self.train_path, self.train_cols), (self.eval_path, self.eval_cols)):
+            rows = []
+            if resume_step and path.exists():
+                with open(path, newline="") as f:
+                    rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+            with open(path, "w", newline="") as f:
+                w = csv.DictWriter(f, cols)
+                w.writeheader()
+                w.writerows(rows)
+        self.tb = None
+        try:  # TensorBoard when installed
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(folder / "tensorboard"))
+        except Exception:
+            self.tb = None
+
+    def train(self, row: dict) -> None:
+        with open(self.train_path, "a", newline="") as f:
+            csv.DictWriter(f, self.train_cols).writerow(row)
+        if self.tb:
+            for k, v in row.items():
+                if k not in ("step", "epoch") and v != "":
+                    self.tb.add_scalar(f"train/{k}", float(v), row["step"])
+
+    def eval(self, step: int, epoch: int, result: dict) -> None:
+        with open(self.eval_path, "a", newline="") as f:
+            w = csv.DictWriter(f, self.eval_cols)
+            for task, metrics in result["tasks"].items():
+                for m, v in metrics.items():
+                    w.writerow({"step": step, "epoch": epoch, "task": task, "metric": m, "value": v})
+                    if self.tb:
+                        self.tb.add_scalar(f"dev/{task}/{m}", v, step)
+            w.writerow({"step": step, "epoch": epoch, "task": "macro", "metric": "macro", "value": result["macro"]})
+
+
+def fit(
+    model: torch.nn.Module,
+    specs: dict[str, TaskSpec],
+    train: dict[str, EncodedSplit],
+    dev: dict[str, EncodedSplit],
+    loss_fn: Loss,
+    cfg: TrainConfig,
+    work_dir: Path,
+    seed: int,
+    fingerprint: str,
+    resume: bool = False,
+    desc: str = "train",
+    on_step: Callable[[int], None] | None = None,
+) -> FitResult:
+    """Train `model` in place and leave it holding the best weights found on dev."""
+    from accelerate.utils import set_seed
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir, best_path = work_dir / "checkpoint", work_dir / "best.safetensors"
+    set_seed(seed)
+    accelerator = make_accelerator(cfg.mixed_precision)
+    sampler = MultiTaskSampler({t: d.lengths for t, d in train.items()}, cfg.batch_size, cfg.mixing,
+                               cfg.mixing_temperature, seed)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    steps_per_epoch = max(1, sampler.steps_per_epoch() // world)
+    total = steps_per_epoch * cfg.epochs
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps)
+    optimizer, scheduler = _optimizer(model, cfg, total)
+    state = TrainState()
+    if resume and (ckpt_dir / "state.json").exists():
+        state = load_checkpoint(ckpt_dir, model, optimizer, scheduler, fingerprint)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    device = accelerator.device
+    tasks = sorted(train)
+    logs = _Logs(work_dir, tasks, state.step) if accelerator.is_main_process else None
+    eval_every = cfg.eval_every or steps_per_epoch
+    ckpt_every = cfg.checkpoint_every or eval_every
+    stream = sampler.iterate(state.epoch, state.position)
+    loss_sum = dict.fromkeys(tasks, 0.0)
+    loss_n = dict.fromkeys(tasks, 0)
+    batches = dict.fromkeys(tasks, 0)
+    dev_result: dict = {}
+    start = time.perf_counter()
+    tick, tick_examples = start, 0
+    bar = progress_bar(desc, total, state.step, enabled=accelerator.is_main_process)
+    model.train()
+    while state.step < total and not state.stopped_early:
+        drawn = [next(stream) for _ in range(world)]  # one batch per process for this step
+        epoch, pos, task, idx = drawn[rank]
+        batch = {k: v.to(device) for k, v in train[task].collate(idx).items()}
+        with accelerator.autocast():
+            loss = loss_fn(specs[task], model(task, batch), batch)
+        if not torch.isfinite(loss):
+            bar.close()
+            kept = f"the last good checkpoint is kept in {ckpt_dir}" if ckpt_dir.exists() else "no checkpoint was written yet"
+            raise MkdError(f"{desc}: the loss became {loss.item()} at step {state.step + 1} (task {task}); {kept}",
+                           "lower the learning rate or enable grad_clip, then rerun with --resume")
+        accelerator.backward(loss)
+        if cfg.grad_clip:
+            accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        last_epoch, last_pos, *_ = drawn[-1]
+        state.step, state.epoch, state.position = state.step + 1, last_epoch, last_pos + 1
+        state.examples_seen += len(idx) * world
+        tick_examples += len(idx) * world
+        loss_sum[task] += float(loss.detach())
+        loss_n[task] += 1
+        batches[task] += 1
+        if on_step:
+            on_step(state.step)
+        if state.step % cfg.log_every == 0 or state.step == total:
+            now = time.perf_counter()
+            speed = tick_examples / max(now - tick, 1e-9)
+            lr = scheduler.get_last_lr()[0]
+            losses = {t: loss_sum[t] / loss_n[t] for t in tasks if loss_n[t]}
+            bar.update(state.step, " ".join(f"{t}={v:.4f}" for t, v in losses.items())
+                       + f" lr={lr:.2e} {speed:.0f} ex/s")
+            if logs:
+                logs.train({"step": state.step, "epoch": epoch, "lr": f"{lr:.6g}", "examples_per_s": f"{speed:.1f}",
+                            **{f"loss_{t}": f"{losses[t]:.6f}" if t in losses else "" for t in tasks},
+                            **{f"batches_{t}": batches[t] for t in tasks}})
+            loss_sum, loss_n = dict.fromkeys(tasks, 0.0), dict.fromkeys(tasks, 0)
+            tick, tick_examples = now, 0
+        if state.step % eval_every == 0 or state.step == total:
+            unwrapped = accelerator.unwrap_model(model)
+            dev_result = evaluate_tasks(unwrapped, specs, dev, cfg.eval_batch_size, device)
+            if logs:
+                logs.eval(state.step, epoch, dev_result)
+            if state.best_score is None or dev_result["macro"] > state.best_score:
+                state.best_score, state.best_step, state.evals_since_best = dev_result["macro"], state.step, 0
+                if accelerator.is_main_process:
+                    save_weights(best_path, unwrapped)
+            else:
+                state.evals_since_best += 1
+                if cfg.patience and state.evals_since_best >= cfg.patience:
+                    state.stopped_early = True
+            bar.note(f"step {state.step}: dev macro {dev_result['macro']:.2f} (best {state.best_score:.2f})")
+        if (state.step % ckpt_every == 0 or state.step == total or state.stopped_early) and accelerator.is_main_process:
+            save_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler, state, fingerprint)
+        accelerator.wait_for_everyone()
+    bar.close()
+    final = accelerator.unwrap_model(model)
+    if best_path.exists():
+        final.load_state_dict(load_weights(best_path))
+    return FitResult(state.best_score, state.best_step, state.step, time.perf_counter() - start,
+                     dev_result, state.stopped_early)
+
