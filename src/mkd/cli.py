@@ -80,7 +80,9 @@ def tasks(
 
 
 @app.command()
-def teach(recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False) -> None:
+def teach(
+    recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False
+) -> None:
     """Stage 1: refine the teacher jointly on all tasks of the recipe."""
     from mkd.stages.teach import teach as run_teach
 
@@ -100,13 +102,17 @@ def label(recipe: RecipeOpt = None, overrides: SetOpt = None, force: ForceOpt = 
 
 
 @app.command()
-def distill(recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False) -> None:
+def distill(
+    recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False
+) -> None:
     """Stage 3: multi-task distillation into one student."""
     _not_built("distill")
 
 
 @app.command()
-def finetune(recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False) -> None:
+def finetune(
+    recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False
+) -> None:
     """Stage 4: per-task fine-tuning of the multi-task student."""
     _not_built("finetune")
 

@@ -76,7 +76,8 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
     if not folder.is_dir():
         raise MkdError(f"model folder {folder} does not exist", "give a folder that mkd teach/distill wrote")
     if not meta_path.is_file():
-        raise MkdError(f"{folder} is not an mkd model folder (no mkd.json)", "give a folder that mkd teach/distill wrote")
+        raise MkdError(f"{folder} is not an mkd model folder (no mkd.json)",
+                       "give a folder that mkd teach/distill wrote")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):

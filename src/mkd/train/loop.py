@@ -160,13 +160,14 @@ def fit(
     model.train()
     while state.step < total and not state.stopped_early:
         drawn = [next(stream) for _ in range(world)]  # one batch per process for this step
-        epoch, pos, task, idx = drawn[rank]
+        epoch, _pos, task, idx = drawn[rank]
         batch = {k: v.to(device) for k, v in train[task].collate(idx).items()}
         with accelerator.autocast():
             loss = loss_fn(specs[task], model(task, batch), batch)
         if not torch.isfinite(loss):
             bar.close()
-            kept = f"the last good checkpoint is kept in {ckpt_dir}" if ckpt_dir.exists() else "no checkpoint was written yet"
+            kept = (f"the last good checkpoint is kept in {ckpt_dir}" if ckpt_dir.exists()
+                    else "no checkpoint was written yet")
             raise MkdError(f"{desc}: the loss became {loss.item()} at step {state.step + 1} (task {task}); {kept}",
                            "lower the learning rate or enable grad_clip, then rerun with --resume")
         accelerator.backward(loss)
