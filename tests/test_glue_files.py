@@ -33,8 +33,9 @@ def _tsv(path: Path, header: list[str] | None, rows: list[list[str]], bom: bool 
 def _glue_files(root: Path, split: str, n: int) -> None:
     """One split (train.tsv or dev*.tsv) of every GLUE task, in the official layout."""
     nli2 = ("entailment", "not_entailment")
-    _tsv(root / "SST-2" / f"{split}.tsv", ["sentence", "label"],
-         [[f'sst {split} {i} he said "great ', str(i % 2)] for i in range(n)])
+    sst = [[f'sst {split} {i} he said "great ', str(i % 2)] for i in range(n)]
+    sst[4][0] = "a stray\rcarriage return"  # GLUE texts hold some; not a line end
+    _tsv(root / "SST-2" / f"{split}.tsv", ["sentence", "label"], sst)
     _tsv(root / "CoLA" / f"{split}.tsv", None,
          [["gj04", str(i % 2), "" if i % 2 else "*", f"cola {split} {i}"] for i in range(n)])
     _tsv(root / "MRPC" / f"{split}.tsv", ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"],
@@ -104,7 +105,7 @@ def test_glue_labels_and_texts(glue: Path) -> None:
 
     sst = test_split("sst2")["sst2:test:3"]
     assert sst.label == 1 and sst.texts == ('sst dev 3 he said "great',)  # quotes kept as text
-    assert test_split("cola")["cola:test:2"] == test_split("cola")["cola:test:2"]
+    assert test_split("sst2")["sst2:test:4"].texts == ("a stray carriage return",)
     assert test_split("cola")["cola:test:2"].label == 0
     assert test_split("mrpc")["mrpc:test:1"].label == 1  # BOM in the header is handled
     assert test_split("qnli")["qnli:test:1"].label == 1  # "not_entailment"
