@@ -44,14 +44,15 @@ def resolve_spec(cfg: TaskConfig) -> TaskSpec:
     the catalog does not know must be declared in full (source: files)."""
     base = CATALOG.get(cfg.name)
     if base is None:
-        if cfg.source != "files":
+        if cfg.source not in ("files", "hub"):
             raise MkdError(
                 f"unknown task '{cfg.name}'",
-                f"{did_you_mean(cfg.name, CATALOG)}; or declare your own with source: files",
+                f"{did_you_mean(cfg.name, CATALOG)}; or declare your own with source: files (or hub)",
             )
-        missing = [k for k in ("train", "text_fields", "type") if getattr(cfg, k) is None]
+        where = "train" if cfg.source == "files" else "hub_name"
+        missing = [k for k in (where, "text_fields", "type") if getattr(cfg, k) is None]
         if missing:
-            raise MkdError(f"task {cfg.name}: a files task needs {', '.join(missing)}", "add them to the task")
+            raise MkdError(f"task {cfg.name}: a {cfg.source} task needs {', '.join(missing)}", "add them to the task")
         if cfg.type == "classification" and not cfg.labels:
             raise MkdError(f"task {cfg.name}: a classification task needs labels", "list them under labels:")
         base = TaskSpec(cfg.name, tuple(cfg.text_fields or ()), cfg.type or "classification")
