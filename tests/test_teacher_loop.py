@@ -46,7 +46,8 @@ def test_teacher_learns_all_three_task_kinds(bert_dir, tmp_path):
     assert result.best_score == pytest.approx(after["macro"])
     rows = (tmp_path / "w" / "train_log.csv").read_text().splitlines()
     header = rows[0].split(",")
-    first, last = dict(zip(header, rows[1].split(","))), dict(zip(header, rows[-1].split(",")))
+    first, last = dict(zip(header, rows[1].split(","), strict=True)), dict(
+        zip(header, rows[-1].split(","), strict=True))
     assert float(last["loss_sent"]) < 0.5 * float(first["loss_sent"])
     assert int(last["batches_nli"]) > 0 and "macro" in (tmp_path / "w" / "eval_log.csv").read_text()
 

@@ -92,21 +92,27 @@ def teach(
 @app.command()
 def augment(recipe: RecipeOpt = None, overrides: SetOpt = None, force: ForceOpt = False) -> None:
     """Stage 2a: build the transfer set with Tang et al.'s augmentation."""
-    _not_built("augment")
+    from mkd.stages.augment import augment as run_augment
+
+    run_augment(_recipe(recipe, overrides), force=force)
 
 
 @app.command()
 def label(recipe: RecipeOpt = None, overrides: SetOpt = None, force: ForceOpt = False) -> None:
     """Stage 2b: label the transfer set with the teacher's logits."""
-    _not_built("label")
+    from mkd.stages.label import label as run_label
+
+    run_label(_recipe(recipe, overrides), force=force)
 
 
 @app.command()
 def distill(
     recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False
 ) -> None:
-    """Stage 3: multi-task distillation into one student."""
-    _not_built("distill")
+    """Stage 3: multi-task distillation into one student (one task: single-task distillation)."""
+    from mkd.stages.distill import distill as run_distill
+
+    run_distill(_recipe(recipe, overrides), resume=resume, force=force)
 
 
 @app.command()
@@ -114,7 +120,9 @@ def finetune(
     recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False
 ) -> None:
     """Stage 4: per-task fine-tuning of the multi-task student."""
-    _not_built("finetune")
+    from mkd.stages.distill import finetune as run_finetune
+
+    run_finetune(_recipe(recipe, overrides), resume=resume, force=force)
 
 
 @app.command()
@@ -175,10 +183,8 @@ def main() -> None:
         sys.exit(e.exit_code)
     except typer.Abort:
         sys.exit(1)
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
+    except Exception as e:
+        if hasattr(e, "show") and hasattr(e, "exit_code"):  # usage errors (click, or typer's own copy)
             e.show()
             sys.exit(2)
         if STATE["debug"]:

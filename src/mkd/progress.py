@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from rich.console import Console
 from rich.progress import (
@@ -21,6 +22,9 @@ class _Bar:
     def __init__(self, desc: str, total: int, start: int, enabled: bool) -> None:
         self.enabled = enabled and sys.stderr.isatty()
         self.desc = desc
+        self.total = total
+        self.quiet = not enabled
+        self.last_line = time.monotonic()
         self.progress: Progress | None = None
         if self.enabled:
             self.progress = Progress(
@@ -34,6 +38,9 @@ class _Bar:
     def update(self, step: int, info: str) -> None:
         if self.progress is not None:
             self.progress.update(self.task, completed=step, info=info)
+        elif not self.quiet and (time.monotonic() - self.last_line > 30 or step == self.total):
+            self.last_line = time.monotonic()  # not a terminal: a plain line every 30 s
+            console.print(f"  {self.desc}: step {step}/{self.total} {info}", highlight=False)
 
     def note(self, text: str) -> None:
         if self.progress is not None:

@@ -51,9 +51,14 @@ class EncodedSplit:
             batch[name] = torch.from_numpy(arr)
             if name.startswith("input_ids"):
                 batch[name.replace("input_ids", "attention_mask")] = torch.from_numpy(mask)
-        if self.labels is not None and self.has_labels:
-            dtype = torch.float32 if self.task_type == "regression" else torch.long
-            batch["labels"] = torch.tensor([self.labels[i] for i in indices], dtype=dtype)
+        if self.labels is not None:
+            gold = [self.labels[i] for i in indices]
+            known = [g is not None for g in gold]
+            if any(known):  # augmented examples have no gold label: label_mask marks those that do
+                dtype = torch.float32 if self.task_type == "regression" else torch.long
+                batch["labels"] = torch.tensor([g if g is not None else 0 for g in gold], dtype=dtype)
+                if not all(known):
+                    batch["label_mask"] = torch.tensor(known, dtype=torch.bool)
         if self.targets is not None:
             batch["teacher_logits"] = torch.from_numpy(np.asarray(self.targets[list(indices)], dtype=np.float32))
         batch["index"] = torch.tensor(list(indices), dtype=torch.long)

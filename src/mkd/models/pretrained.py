@@ -27,6 +27,9 @@ def resolve(name: str, fetch_missing: bool = False) -> str:
 def load_encoder(name: str, trust_remote_code: bool = False, fetch_missing: bool = False) -> tuple[Any, Any]:
     """(model, fast tokenizer) of a pretrained encoder; remote code only when the recipe says so."""
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     where = resolve(name, fetch_missing)
     try:

@@ -21,20 +21,26 @@ STAGE_FILE = "stage.json"
 
 
 def run_dir(recipe: Recipe, force: bool = False) -> Path:
-    """The run folder; refuses a folder made by another recipe (other tasks or seed) unless forced."""
+    """The run folder (nothing is written): refuses a folder made by another recipe (other tasks or
+    seed) unless forced. Stages call `claim_run` once their inputs have loaded without error."""
     folder = recipe.run_dir
     marker = folder / "run.json"
-    identity = recipe.section_hash("tasks")
     if marker.exists() and not force:
         try:
             old = read_json(marker).get("identity")
         except (json.JSONDecodeError, OSError):
             old = None
-        if old != identity:
+        if old != recipe.section_hash("tasks"):
             raise MkdError(f"run folder {folder} was made by another recipe (other tasks or seed)",
                            "give this recipe another name, or rerun with --force to overwrite it")
+    return folder
+
+
+def claim_run(recipe: Recipe) -> Path:
+    """Create the run folder and record which recipe owns it (and the resolved recipe)."""
+    folder = recipe.run_dir
     folder.mkdir(parents=True, exist_ok=True)
-    write_json(marker, {"identity": identity, "name": recipe.name})
+    write_json(folder / "run.json", {"identity": recipe.section_hash("tasks"), "name": recipe.name})
     recipe.save(folder)
     return folder
 

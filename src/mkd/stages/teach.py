@@ -40,6 +40,7 @@ def teach(recipe: Recipe, resume: bool = False, force: bool = False) -> Path:
                                          cfg.trust_remote_code, recipe.fetch_missing)
     train, dev = encode_splits(model, tasks, "train"), encode_splits(model, tasks, "dev")
     say(f"teach: {cfg.model} on " + ", ".join(f"{t} ({len(train[t])} train)" for t in sorted(train)))
+    claim_run(recipe)
     work = work_dir(run, "teacher", resume)
     result = fit(model, specs, train, dev, gold_loss, cfg.train, work, recipe.seed, fingerprint, resume, "teach")
     per_split = {"dev": evaluate_tasks(model, specs, dev, cfg.train.eval_batch_size)}

@@ -19,10 +19,17 @@ SOFT_LOSSES: Registry[Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor
 
 
 def gold_loss(spec: TaskSpec, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Cross-entropy for classification, MSE for regression, on gold labels."""
+    """Cross-entropy for classification, MSE for regression, on gold labels (only the rows that
+    have one when the batch carries a label_mask)."""
+    labels = batch["labels"]
+    if "label_mask" in batch:
+        mask = batch["label_mask"]
+        if not bool(mask.any()):
+            return logits.sum() * 0.0
+        logits, labels = logits[mask], labels[mask]
     if spec.type == "regression":
-        return F.mse_loss(logits.squeeze(-1).float(), batch["labels"].float())
-    return F.cross_entropy(logits.float(), batch["labels"])
+        return F.mse_loss(logits.squeeze(-1).float(), labels.float())
+    return F.cross_entropy(logits.float(), labels)
 
 
 @SOFT_LOSSES.register("mse")
