@@ -10,6 +10,7 @@ from mkd.evaluate import evaluate_tasks
 from mkd.io import atomic_dir, write_json
 from mkd.models.teacher import TeacherModel
 from mkd.stages.common import (
+    claim_run,
     copy_logs,
     encode_splits,
     is_fresh,
