@@ -1,0 +1,76 @@
+"""MKD-Transformer: a small BERT-style encoder with the teacher's pooling and one head per task.
+
+Three ways to make one (MKD.md, Students): from the sizes in the recipe (random weights, the
+teacher's tokenizer); from the first `init_layers` layers of a pretrained encoder (embeddings and
+those layers copied); or a whole smaller pretrained encoder. It is saved exactly like the teacher.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from mkd.config import StudentConfig
+from mkd.errors import MkdError
+from mkd.models.base import ARCHS
+from mkd.models.teacher import TeacherModel
+from mkd.tasks.task import TaskSpec
+
+
+@ARCHS.register("transformer")
+class TransformerStudent(TeacherModel):
+    arch = "transformer"
+
+    @classmethod
+    def from_config(cls, cfg: StudentConfig, specs: dict[str, TaskSpec], texts: Iterable[str],
+                    teacher_folder: Path | None, fetch_missing: bool = False) -> TransformerStudent:
+        """`texts` is unused: the vocabulary is the tokenizer's."""
+        if cfg.init_from is None:
+            encoder, tokenizer = sized_encoder(cfg, teacher_folder)
+        else:
+            from mkd.models.pretrained import load_encoder
+
+            encoder, tokenizer = load_encoder(cfg.init_from, fetch_missing=fetch_missing)
+            if cfg.init_layers is not None:
+                encoder = first_layers(encoder, cfg.init_layers, cfg.init_from)
+        return cls(encoder, tokenizer, specs, cfg.max_length, cfg.dropout, "mean")
+
+
+def sized_encoder(cfg: StudentConfig, teacher_folder: Path | None) -> tuple[Any, Any]:
+    """A randomly initialised BERT of the recipe's size, over the teacher's tokenizer."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    if teacher_folder is None:
+        raise MkdError("the transformer student needs a tokenizer: no student.init_from and no teacher folder",
+                       "set student.init_from (e.g. minilm-l6), or run mkd teach first")
+    if cfg.hidden_size % cfg.num_heads:
+        raise MkdError(f"student.hidden_size {cfg.hidden_size} is not a multiple of student.num_heads "
+                       f"{cfg.num_heads}", "choose sizes that divide, e.g. hidden_size 312 with 4 heads")
+    tokenizer = AutoTokenizer.from_pretrained(teacher_folder, use_fast=True)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
+                        num_attention_heads=cfg.num_heads, intermediate_size=4 * cfg.hidden_size,
+                        max_position_embeddings=max(cfg.max_length, 8), hidden_dropout_prob=cfg.dropout,
+                        attention_probs_dropout_prob=cfg.dropout, pad_token_id=tokenizer.pad_token_id or 0)
+    return BertModel(config), tokenizer
+
+
+def first_layers(encoder: Any, k: int, name: str) -> Any:
+    """A copy of `encoder` keeping its embeddings and first k layers (any HF encoder whose layers are
+    numbered in its state dict: a k-layer model of the same config loads them by name)."""
+    from transformers import AutoModel
+
+    total = getattr(encoder.config, "num_hidden_layers", None)
+    if total is None:
+        raise MkdError(f"cannot tell how many layers {name} has", "leave student.init_layers empty")
+    if k > total:
+        raise MkdError(f"student.init_layers is {k} but {name} has only {total} layers", f"choose 1 to {total}")
+    config = copy.deepcopy(encoder.config)
+    config.num_hidden_layers = k
+    small = AutoModel.from_config(config)
+    missing, _ = small.load_state_dict(encoder.state_dict(), strict=False)
+    if missing:
+        raise MkdError(f"cannot copy the first {k} layers of {name} (no weights for {missing[0]})",
+                       "leave student.init_layers empty to use the whole encoder")
+    return small

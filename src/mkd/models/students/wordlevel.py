@@ -1,0 +1,191 @@
+"""What the LSTM students share: tokens -> embedding table, encoding, saving, rebuilding, masked LSTMs.
+
+An architecture file only adds its layers (`build_layers`) and `forward`. Padded positions never
+reach a prediction: LSTMs run on packed sequences, attention and pooling are masked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from mkd.config import StudentConfig
+from mkd.data.batch import EncodedSplit
+from mkd.data.encode import AUG_MASK
+from mkd.errors import MkdError
+from mkd.models.base import MkdModel
+from mkd.models.students.embeddings import check_source, teacher_matrix, word_matrix
+from mkd.models.students.vocab import WordVocab
+from mkd.tasks.task import Example, TaskSpec
+
+EMBEDDING_KEY = "embedding.weight"
+
+
+class SubwordTokens:
+    """The teacher's tokenizer as a word-level student's vocabulary: no [CLS]/[SEP], mask as its [MASK]."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.unk_id = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else self.pad_id
+        self.mask = getattr(tokenizer, "mask_token", None) or tokenizer.unk_token or ""
+
+    def __len__(self) -> int:
+        return len(self.tokenizer)
+
+    def encode_texts(self, texts: Sequence[str], max_length: int, chunk: int = 4096) -> list[list[int]]:
+        out: list[list[int]] = []
+        for start in range(0, len(texts), chunk):
+            part = [t.replace(AUG_MASK, self.mask) for t in texts[start: start + chunk]]
+            enc = self.tokenizer(part, add_special_tokens=False, truncation=True, max_length=max_length,
+                                 return_attention_mask=False, return_token_type_ids=False)
+            out += [ids or [self.unk_id] for ids in enc["input_ids"]]
+        return out
+
+    def save(self, folder: Path) -> None:
+        self.tokenizer.save_pretrained(folder)
+
+    @classmethod
+    def load(cls, folder: Path) -> SubwordTokens:
+        from transformers import AutoTokenizer
+
+        try:
+            return cls(AutoTokenizer.from_pretrained(folder, use_fast=True))
+        except (OSError, ValueError) as e:
+            raise MkdError(f"cannot read the tokenizer in {folder} ({str(e)[:80]})", "restore that model folder") \
+                from None
+
+
+Tokens = WordVocab | SubwordTokens
+
+
+def lstm(input_size: int, hidden_size: int, num_layers: int, dropout: float) -> nn.LSTM:
+    """A BiLSTM whose output (both directions) is hidden_size wide."""
+    return nn.LSTM(input_size, max(1, hidden_size // 2), num_layers=num_layers, batch_first=True,
+                   bidirectional=True, dropout=dropout if num_layers > 1 else 0.0)
+
+
+def run_lstm(layer: nn.LSTM, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(outputs (B, T, H) with zeros at padding, last hidden state of both directions (B, H)),
+    on packed sequences, so padding never enters the recurrence."""
+    lengths = mask.sum(1).clamp(min=1).cpu()
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out, (h_n, _) = layer(packed)
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    return out, torch.cat([h_n[-2], h_n[-1]], dim=-1)
+
+
+class MLPHeads(nn.Module):
+    """One small classifier per task (Linear-ReLU-Linear); input widths may differ by task."""
+
+    def __init__(self, specs: dict[str, TaskSpec], in_dims: dict[str, int], hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = nn.ModuleDict({
+            t: nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dims[t], hidden), nn.ReLU(), nn.Dropout(dropout),
+                             nn.Linear(hidden, s.num_outputs))
+            for t, s in sorted(specs.items())})
+
+    def forward(self, task: str, features: torch.Tensor) -> torch.Tensor:
+        return self.heads[task](features)
+
+
+class WordStudent(MkdModel):
+    """Base of the LSTM students: an embedding table over word (or teacher subword) ids, then
+    the architecture's shared layers and one head per task."""
+
+    SETTINGS: ClassVar[tuple[str, ...]] = ("vocab_size", "embedding_dim", "hidden_size", "num_layers", "dropout",
+                                           "max_length", "freeze_embeddings")
+
+    def __init__(self, specs: dict[str, TaskSpec], tokens: Tokens, vocab_size: int, embedding_dim: int,
+                 hidden_size: int = 300, num_layers: int = 1, dropout: float = 0.1, max_length: int = 128,
+                 freeze_embeddings: bool = False, embeddings: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.specs = dict(specs)
+        self.tokens = tokens
+        self.vocab_size, self.embedding_dim = vocab_size, embedding_dim
+        self.hidden_size, self.num_layers, self.dropout_p = hidden_size, num_layers, dropout
+        self.max_length, self.freeze_embeddings = max_length, freeze_embeddings
+        self.embedding_info = embeddings or {}
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=tokens.pad_id)
+        self.embedding.weight.requires_grad_(not freeze_embeddings)
+        self.dropout = nn.Dropout(dropout)
+        self.build_layers()
+
+    def build_layers(self) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def embed(self, batch: dict[str, torch.Tensor], side: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+        """(dropped-out embeddings, boolean mask) of input_ids or input_ids_b."""
+        mask = batch[f"attention_mask{side}"].bool()
+        return self.dropout(self.embedding(batch[f"input_ids{side}"])), mask
+
+    # ---- the MkdModel contract -------------------------------------------------------------
+    def encode(self, spec: TaskSpec, examples: Sequence[Example], targets: Any = None) -> EncodedSplit:
+        feats = {"input_ids": self.tokens.encode_texts([e.texts[0] for e in examples], self.max_length)}
+        if spec.is_pair:
+            feats["input_ids_b"] = self.tokens.encode_texts([e.texts[1] for e in examples], self.max_length)
+        pad = self.tokens.pad_id
+        return EncodedSplit(task=spec.name, task_type=spec.type, ids=[e.id for e in examples], features=feats,
+                            pad_values={name: pad for name in feats}, labels=[e.label for e in examples],
+                            targets=targets)
+
+    def settings(self) -> dict[str, Any]:
+        kind = "words" if isinstance(self.tokens, WordVocab) else "subword"
+        return {"tokenizer": kind, "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim,
+                "hidden_size": self.hidden_size, "num_layers": self.num_layers, "dropout": self.dropout_p,
+                "max_length": self.max_length, "freeze_embeddings": self.freeze_embeddings,
+                "embeddings": self.embedding_info}
+
+    def save_extras(self, folder: Path) -> None:
+        self.tokens.save(folder)
+
+    @classmethod
+    def build(cls, folder: Path, specs: dict[str, TaskSpec], settings: dict[str, Any]) -> WordStudent:
+        """Rebuild from the folder: the vocabulary file must fit the saved embedding matrix."""
+        tokens: Tokens = WordVocab.load(folder) if settings["tokenizer"] == "words" else SubwordTokens.load(folder)
+        rows = _saved_rows(folder / "model.safetensors") or settings["vocab_size"]
+        fits = len(tokens) == rows if isinstance(tokens, WordVocab) else len(tokens) <= rows
+        if not fits or rows != settings["vocab_size"]:
+            raise MkdError(f"the vocabulary in {folder} ({len(tokens)} tokens) does not match its embedding matrix "
+                           f"({rows} rows)", "the vocabulary file belongs to another model: restore it or retrain")
+        args = {k: settings[k] for k in cls.SETTINGS}
+        return cls(specs, tokens, embeddings=settings.get("embeddings"), **args)
+
+    @classmethod
+    def from_config(cls, cfg: StudentConfig, specs: dict[str, TaskSpec], texts: Iterable[str],
+                    teacher_folder: Path | None, fetch_missing: bool = False) -> WordStudent:
+        """A fresh student: vocabulary from `texts` (or the teacher's tokenizer) and its embeddings."""
+        check_source(cfg.embeddings)
+        tokens: Tokens
+        if cfg.embeddings == "teacher":
+            if teacher_folder is None:
+                raise MkdError("student.embeddings is 'teacher' but there is no teacher folder",
+                               "run mkd teach first, or choose glove-6b-50d, spacy-en-md or random")
+            matrix, tokenizer, info = teacher_matrix(teacher_folder)
+            tokens = SubwordTokens(tokenizer)
+        else:
+            tokens = WordVocab.build(texts, cfg.min_count)
+            matrix, info = word_matrix(cfg.embeddings, tokens.words, cfg.embedding_dim, fetch_missing)
+        model = cls(specs, tokens, matrix.shape[0], matrix.shape[1], cfg.hidden_size, cfg.num_layers, cfg.dropout,
+                    cfg.max_length, cfg.freeze_embeddings, info.as_dict())
+        with torch.no_grad():
+            model.embedding.weight.copy_(matrix)
+        return model
+
+
+def _saved_rows(path: Path) -> int | None:
+    """Rows of the saved embedding matrix, read from the safetensors header (no weights loaded)."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        return None  # load_model reports the missing file
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return int(f.get_slice(EMBEDDING_KEY).get_shape()[0]) if EMBEDDING_KEY in f.keys() else None  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError):
+        return None  # load_model reports the damaged file
