@@ -140,8 +140,12 @@ def evaluate(
 
 @app.command()
 def bench(recipe: RecipeOpt = None, overrides: SetOpt = None) -> None:
-    """CPU throughput and latency of the teacher and every student."""
-    _not_built("bench")
+    """CPU throughput and latency of the teacher and every student of the run."""
+    from mkd.stages.pipeline import bench_stage, print_table, summarize
+
+    r = _recipe(recipe, overrides)
+    bench_stage(r, force=True)
+    print_table(summarize(r))
 
 
 @app.command()
@@ -159,13 +163,17 @@ def predict(recipe: RecipeOpt = None) -> None:
 @app.command()
 def run(recipe: RecipeOpt = None, overrides: SetOpt = None, force: ForceOpt = False) -> None:
     """All stages in order, each skipped when unchanged (default recipe: the packaged demo)."""
-    _not_built("run")
+    from mkd.stages.pipeline import run_all
+
+    run_all(_recipe(recipe, overrides), force=force)
 
 
 @app.command()
 def report(run_dir: Annotated[Path | None, typer.Argument()] = None) -> None:
     """Rebuild report.html and report.md of a run folder."""
-    _not_built("report")
+    from mkd.report import write_report
+
+    typer.echo(str(write_report(run_dir or Path("runs") / "demo")))
 
 
 def main() -> None:

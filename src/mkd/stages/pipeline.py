@@ -1,0 +1,147 @@
+"""`mkd run`: every stage in order, each skipped when its fingerprint says nothing changed, then
+the speed benchmark, summary.json and the report."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mkd.config import Recipe
+from mkd.io import read_json, write_json
+from mkd.stages.common import is_fresh, mark_done, run_dir, say
+
+
+def model_folders(run: Path) -> dict[str, Path]:
+    """The teacher and every student of a run folder, by display name."""
+    found = {}
+    for name in ("teacher", "student"):
+        if (run / name / "mkd.json").is_file():
+            found[name] = run / name
+    if (run / "finetuned").is_dir():
+        for sub in sorted((run / "finetuned").iterdir()):
+            if (sub / "mkd.json").is_file():
+                found[f"finetuned/{sub.name}"] = sub
+    return found
+
+
+def bench_stage(recipe: Recipe, force: bool = False) -> dict[str, Any]:
+    """Throughput of every model of the run on each task's dev texts (tokenization included)."""
+    from mkd.bench import bench_folders
+    from mkd.tasks import load_recipe_tasks
+
+    run = recipe.run_dir
+    folders = model_folders(run)
+    stages = [f / "stage.json" for f in folders.values()]
+    inputs = "".join(read_json(p)["fingerprint"] for p in stages if p.exists())
+    digest = hashlib.sha256((inputs + ",".join(folders)).encode()).hexdigest()[:16]
+    fingerprint = recipe.section_hash("bench") + digest
+    out = run / "bench"
+    if not force and is_fresh(out, fingerprint):
+        say("bench: unchanged, kept bench/bench.json")
+        return read_json(out / "bench.json")
+    started = time.time()
+    tasks = load_recipe_tasks(recipe)
+    cfg = recipe.bench
+    per_task = {}
+    for t, data in tasks.items():
+        usable = {n: f for n, f in folders.items() if t in read_json(f / "mkd.json")["tasks"]}
+        examples = data.split("dev")[: cfg.examples]
+        per_task[t] = bench_folders(usable, t, examples, cfg.batch_sizes, cfg.rounds)
+    result = {"machine": machine(), "tasks": per_task, "batch_sizes": cfg.batch_sizes, "rounds": cfg.rounds,
+              "examples": cfg.examples}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "bench.json", result)
+    mark_done(out, "bench", fingerprint, started)
+    say(f"bench: {len(folders)} models on {len(per_task)} tasks in {time.time() - started:.0f}s")
+    return result
+
+
+def machine() -> dict[str, Any]:
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def summarize(recipe: Recipe) -> dict[str, Any]:
+    """summary.json: per model, dev/test metrics per task, macro, parameters, speed, speed-up."""
+    run = recipe.run_dir
+    bench = read_json(run / "bench" / "bench.json") if (run / "bench" / "bench.json").is_file() else {}
+    big = max(recipe.bench.batch_sizes)
+    models: dict[str, Any] = {}
+    for name, folder in model_folders(run).items():
+        metrics = read_json(folder / "metrics.json")
+        meta = read_json(folder / "mkd.json")
+        stage = read_json(folder / "stage.json") if (folder / "stage.json").is_file() else {}
+        speeds = [b[name][f"batch_{big}"]["examples_per_s"] for b in bench.get("tasks", {}).values() if name in b]
+        speeds1 = [b[name]["batch_1"]["examples_per_s"] for b in bench.get("tasks", {}).values()
+                   if name in b and "batch_1" in b[name]]
+        models[name] = {
+            "arch": meta["arch"], "path": str(folder), "tasks": sorted(meta["tasks"]),
+            "dev": metrics["splits"].get("dev"), "test": metrics["splits"].get("test"),
+            "macro": metrics["macro"], "parameters": meta["parameters"],
+            "examples_per_s": round(sum(speeds) / len(speeds), 1) if speeds else None,
+            "examples_per_s_batch_1": round(sum(speeds1) / len(speeds1), 1) if speeds1 else None,
+            "train_seconds": stage.get("train_seconds"),
+        }
+    base = models.get("teacher", {}).get("examples_per_s")
+    for entry in models.values():
+        speed = entry["examples_per_s"]
+        entry["speedup_vs_teacher"] = round(speed / base, 2) if speed and base else None
+    transfer = {}
+    for t in recipe.tasks:
+        manifest = run / "transfer" / t.name / "manifest.json"
+        if manifest.is_file():
+            transfer[t.name] = read_json(manifest).get("counts", {})
+    summary = {"recipe": recipe.name, "seed": recipe.seed, "machine": bench.get("machine", machine()),
+               "batch_size_for_speed": big, "models": models, "transfer": transfer}
+    write_json(run / "summary.json", summary)
+    return summary
+
+
+def print_table(summary: dict[str, Any]) -> None:
+    tasks = sorted({t for m in summary["models"].values() for t in m["tasks"]})
+    head = f"{'model':24s} " + " ".join(f"{t[:14]:>14s}" for t in tasks)
+    head += f" {'macro':>7s} {'params':>9s} {'no-emb':>9s} {'ex/s':>8s} {'speed-up':>8s}"
+    say(head)
+    for name, m in summary["models"].items():
+        cells = []
+        for t in tasks:
+            test = (m.get("test") or {}).get("tasks", {}).get(t)
+            cells.append(f"{next(iter(test.values())):14.2f}" if test else f"{'-':>14s}")
+        p = m["parameters"]
+        speed = f"{m['examples_per_s']:8.0f}" if m["examples_per_s"] else f"{'-':>8s}"
+        up = f"{m['speedup_vs_teacher']:7.1f}x" if m["speedup_vs_teacher"] else f"{'-':>8s}"
+        say(f"{name:24s} " + " ".join(cells) + f" {m['macro']:7.2f} {p['total'] / 1e6:8.2f}M "
+            f"{p['without_embeddings'] / 1e6:8.2f}M {speed} {up}")
+
+
+def run_all(recipe: Recipe, force: bool = False) -> dict[str, Any]:
+    """teach, augment, label, distill, finetune (if asked), bench, summary, report."""
+    from mkd.report import write_report
+    from mkd.stages.augment import augment
+    from mkd.stages.distill import distill, finetune
+    from mkd.stages.label import label
+    from mkd.stages.teach import teach
+
+    run = run_dir(recipe, force)
+    steps: list[tuple[str, Any]] = [("teach", lambda: teach(recipe, force=force)),
+                                    ("augment", lambda: augment(recipe, force=force)),
+                                    ("label", lambda: label(recipe, force=force)),
+                                    ("distill", lambda: distill(recipe, force=force))]
+    if recipe.finetune.enabled:
+        steps.append(("finetune", lambda: finetune(recipe, force=force)))
+    steps.append(("bench", lambda: bench_stage(recipe, force=force)))
+    for name, step in steps:
+        started = time.time()
+        step()
+        say(f"[{name}] done in {time.time() - started:.1f}s")
+    summary = summarize(recipe)
+    html = write_report(run)
+    print_table(summary)
+    say(f"summary: {run / 'summary.json'}")
+    say(f"report:  {html}")
+    return summary
