@@ -88,7 +88,7 @@ def metrics_document(per_split: dict[str, dict], primary_split: str = "test") ->
 
 
 def say(line: str) -> None:
-    console.print(line, highlight=False)
+    console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def table_lines(per_split: dict[str, dict], tasks: Sequence[str]) -> list[str]:
