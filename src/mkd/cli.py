@@ -140,7 +140,7 @@ def evaluate(
 
 @app.command()
 def bench(recipe: RecipeOpt = None, overrides: SetOpt = None) -> None:
-    """CPU throughput and latency of the teacher and every student of the run."""
+    """CPU throughput and latency of the teacher and every student of the run (PyTorch and ONNX Runtime)."""
     from mkd.stages.pipeline import bench_stage, print_table, summarize
 
     r = _recipe(recipe, overrides)
@@ -148,16 +148,39 @@ def bench(recipe: RecipeOpt = None, overrides: SetOpt = None) -> None:
     print_table(summarize(r))
 
 
-@app.command()
-def export(recipe: RecipeOpt = None) -> None:
-    """Export a student to ONNX or a Hugging Face folder."""
-    _not_built("export")
+ModelOpt = Annotated[Path, typer.Option("--model", help="a model folder (teacher or student)")]
+FormatOpt = Annotated[str, typer.Option("--format", help="onnx (any model) or hf (transformer, pooling: pooler)")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="output folder (default: MODEL/onnx or MODEL/hf)")]
+TextsArg = Annotated[list[str] | None, typer.Argument(
+    metavar="TEXT", help='texts; a pair as "first ||| second"; - reads lines from stdin')]
+TaskOpt = Annotated[str | None, typer.Option("--task", help="which head (optional when the model has one)")]
+FileOpt = Annotated[str | None, typer.Option("--file", help="CSV/TSV/JSONL with the task's text_fields columns")]
 
 
 @app.command()
-def predict(recipe: RecipeOpt = None) -> None:
-    """Labels and probabilities for texts, from any model folder."""
-    _not_built("predict")
+def export(model: ModelOpt, fmt: FormatOpt = "onnx", out: OutOpt = None) -> None:
+    """Export a model to ONNX (one graph per task) or Hugging Face folders (one per task), checked
+    against PyTorch on the model's dev examples."""
+    from mkd.export import export as run_export
+    from mkd.stages.common import say
+
+    result = run_export(model, fmt, out)
+    for task, info in result["tasks"].items():
+        where = Path(result["out"]) / (info.get("file") or info.get("folder", task))
+        say(f"export: {task} -> {where} (max |diff| vs PyTorch {info['max_abs_diff']:.1e} on {info['checked_on']})")
+    typer.echo(result["out"])
+
+
+@app.command()
+def predict(
+    model: ModelOpt, texts: TextsArg = None, task: TaskOpt = None, file: FileOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per input")] = False,
+) -> None:
+    """Labels and probabilities (or scores) for texts, from any model folder."""
+    from mkd.predict import run_predict
+
+    for line in run_predict(model, task, texts or [], file, as_json):
+        typer.echo(line)
 
 
 @app.command()
@@ -174,6 +197,23 @@ def report(run_dir: Annotated[Path | None, typer.Argument()] = None) -> None:
     from mkd.report import write_report
 
     typer.echo(str(write_report(run_dir or Path("runs") / "demo")))
+
+
+def _disk_full(error: BaseException) -> OSError | None:
+    """The OSError 'no space left' / 'quota exceeded' behind an error (also when a library wrapped it)."""
+    import errno
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return current
+        text = str(current)
+        if "No space left on device" in text or "Disk quota exceeded" in text or "os error 28" in text:
+            return current if isinstance(current, OSError) else OSError(errno.ENOSPC, "no space left on device")
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def main() -> None:
@@ -197,6 +237,11 @@ def main() -> None:
             sys.exit(2)
         if STATE["debug"]:
             raise
+        full = _disk_full(e)
+        if full is not None:
+            print(f"error: disk full ({full.strerror or 'no space left on device'}); finished work is kept and "
+                  "nothing is half-written; free some space, then rerun with --resume", file=sys.stderr)
+            sys.exit(2)
         print(f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
               "(unexpected; rerun with --debug for the traceback and report it)", file=sys.stderr)
         sys.exit(1)

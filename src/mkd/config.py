@@ -95,7 +95,9 @@ class TeacherConfig(Strict):
     model: str = Field("minilm-l6", description="asset name, local folder or hub name")
     max_length: int = Field(128, ge=8)
     dropout: float = Field(0.1, ge=0, lt=1)
-    pooling: Literal["mean", "cls"] = "mean"
+    pooling: Literal["mean", "cls", "pooler"] = Field(
+        "mean", description="mean of the tokens | [CLS] | [CLS] through the encoder's pooler (Hugging Face export)"
+    )
     trust_remote_code: bool = False
     train: TrainConfig = Field(default_factory=TrainConfig)
 
@@ -111,12 +113,17 @@ class TransferConfig(Strict):
 
 class StudentConfig(Strict):
     type: str = "bilstm_attn"
+    folder: str = Field("student", pattern=r"^[A-Za-z0-9_.\-]+$",
+                        description="output folder in the run; several students can share one transfer set")
     embeddings: str = Field("glove-6b-50d", description="glove-6b-50d | spacy-en-md | teacher | random")
     embedding_dim: int = Field(300, ge=1, description="for random embeddings")
     freeze_embeddings: bool = False
     hidden_size: int = Field(300, ge=1)
     num_layers: int = Field(1, ge=1)
     num_heads: int = Field(4, ge=1)
+    pooling: Literal["mean", "cls", "pooler"] = Field(
+        "mean", description="transformer student: like teacher.pooling; pooler allows a Hugging Face export"
+    )
     dropout: float = Field(0.1, ge=0, lt=1)
     max_length: int = Field(128, ge=4)
     min_count: int = Field(1, ge=1, description="word-level vocabulary: minimum count")
@@ -125,6 +132,7 @@ class StudentConfig(Strict):
 
 
 class DistillConfig(Strict):
+    seed: int | None = Field(None, description="student seed (init, data order); None: the recipe's seed")
     loss: str = Field("mse", description="mse (the paper) | kl")
     temperature: float = Field(1.0, gt=0)
     alpha: float = Field(0.0, ge=0, le=1, description="weight of the gold-label loss")
@@ -328,6 +336,13 @@ def load_recipe(source: str | Path | None = None, overrides: list[str] | None = 
     text, where = _read_source(source)
     try:
         data = yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as e:  # a tag such as !!python/object: code, not data
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = str(e.problem or "")
+        tag = problem.split("'")[1].replace("tag:yaml.org,2002:", "!!") if problem.count("'") >= 2 else "a tag"
+        raise MkdError(f"recipe {where} uses the YAML tag {tag}{at}, which mkd refuses (a recipe is plain data "
+                       "and never runs code)", "remove the tag and write the value as plain YAML") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""

@@ -1,18 +1,52 @@
 """Atomic file output: write to a temporary name beside the target, then rename.
 
-A crash (or a full disk) never leaves a half-written file under the final name.
+A crash (or a full disk) never leaves a half-written file under the final name. A temporary name
+carries the writer's process id and host (`.<name>.<pid>@<host>.<random>.tmp`), so the next write
+of the same target removes what a killed writer on this machine left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+_HOST = socket.gethostname().replace("/", "_")
+
+
+def _tmp_prefix(target: Path) -> str:
+    return f".{target.name}.{os.getpid()}@{_HOST}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: str | Path) -> None:
+    """Delete temporaries of `target` whose writer (a process of this machine) no longer runs."""
+    target = Path(target)
+    lead = f".{target.name}."
+    for found in target.parent.glob(f"{glob.escape(lead)}*@*.tmp"):
+        pid, _, rest = found.name[len(lead):].partition("@")
+        if not pid.isdigit() or rest.rsplit(".", 2)[0] != _HOST or _alive(int(pid)):
+            continue
+        if found.is_dir():
+            shutil.rmtree(found, ignore_errors=True)
+        else:
+            found.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -20,7 +54,8 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto the target on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remove_stale_temporaries(target)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(target), suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -50,16 +85,35 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def _old_name(target: Path) -> Path:
+    return target.with_name(f".{target.name}.old")
+
+
+def restore_swapped_dir(target: str | Path) -> None:
+    """Finish a folder swap that a crash cut short: between its two renames the previous folder
+    comes back; after them, the previous folder (already replaced) is removed."""
+    target = Path(target)
+    old = _old_name(target)
+    if not old.is_dir():
+        return
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(old, target)
+
+
 @contextlib.contextmanager
 def atomic_dir(target: str | Path) -> Iterator[Path]:
     """Build a whole folder under a temporary name; swap it into place on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    restore_swapped_dir(target)
+    remove_stale_temporaries(target)
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(target), suffix=".tmp", dir=target.parent))
     try:
         yield tmp
         if target.exists():
-            old = target.with_name(f".{target.name}.old")
+            old = _old_name(target)
             shutil.rmtree(old, ignore_errors=True)
             os.replace(target, old)
             os.replace(tmp, target)

@@ -102,7 +102,8 @@ def _figures(run: Path, summary: dict[str, Any]) -> dict[str, str]:
 
 def _table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     tasks = sorted({t for m in summary["models"].values() for t in m["tasks"]})
-    head = ["model", *[f"{t} (test)" for t in tasks], "macro", "params", "no-emb params", "ex/s", "speed-up"]
+    head = ["model", *[f"{t} (test)" for t in tasks], "macro", "params", "no-emb params", "ex/s", "ONNX ex/s",
+            "speed-up"]
     rows = []
     for name, m in summary["models"].items():
         cells = []
@@ -113,6 +114,7 @@ def _table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         rows.append([name, *cells, f"{m['macro']:.2f}", f"{p['total'] / 1e6:.2f}M",
                      f"{p['without_embeddings'] / 1e6:.2f}M",
                      f"{m['examples_per_s']:.0f}" if m.get("examples_per_s") else "-",
+                     f"{m['onnx_examples_per_s']:.0f}" if m.get("onnx_examples_per_s") else "-",
                      f"{m['speedup_vs_teacher']:.1f}x" if m.get("speedup_vs_teacher") else "-"])
     return head, rows
 
@@ -120,6 +122,8 @@ def _table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 def write_report(run: str | Path) -> Path:
     """Write report.html and report.md into the run folder; returns the HTML path."""
     run = Path(run)
+    if not run.is_dir():
+        raise MkdError(f"run folder {run} does not exist", "give the run folder, e.g. mkd report runs/<name>")
     if not (run / "summary.json").is_file():
         raise MkdError(f"{run} has no summary.json", "run `mkd run` first (or give the run folder)")
     summary = read_json(run / "summary.json")

@@ -30,6 +30,7 @@ Tagger = Callable[[Sequence[str]], list[Tagged]]
 MAX_NGRAM = 5
 PAIR_MODES = ((0,), (1,), (0, 1))  # which sentences of a pair one iteration augments, in turn
 SPACY_DISABLE = ["parser", "ner", "lemmatizer"]
+MAX_TAG_CHARS = 20_000
 
 
 def default_n_iter(cfg: AugmentConfig, is_pair: bool) -> int:
@@ -45,11 +46,16 @@ def spacy_tagger(fetch_missing: bool = False, batch_size: int = 256) -> Tagger:
 
     from mkd.assets import asset_path
 
-    nlp = spacy.load(asset_path("spacy-en-md", fetch_missing), disable=SPACY_DISABLE)
+    return nlp_tagger(spacy.load(asset_path("spacy-en-md", fetch_missing), disable=SPACY_DISABLE), batch_size)
+
+
+def nlp_tagger(nlp, batch_size: int = 256) -> Tagger:
+    """A tagger from a spaCy pipeline. Only the first MAX_TAG_CHARS characters of a text are tagged
+    (and so augmented): spaCy refuses texts over nlp.max_length, and no student reads that far."""
 
     def tag(texts: Sequence[str]) -> list[Tagged]:
         out: list[Tagged] = []
-        for doc in nlp.pipe(texts, batch_size=batch_size):
+        for doc in nlp.pipe((t[:MAX_TAG_CHARS] for t in texts), batch_size=batch_size):
             toks = [t for t in doc if not t.is_space]
             # interned: a big task's tagged words then cost a pointer each, not a string each
             out.append(([sys.intern(t.text) for t in toks], [sys.intern(t.tag_) for t in toks]))

@@ -137,16 +137,26 @@ def shard_fingerprint(path: Path) -> str | None:
 
 
 def labels_fresh(folder: Path, fingerprint: str) -> bool:
+    """The task is labelled with `fingerprint`: its manifest says so and every logits shard is there
+    (a deleted or damaged shard is labelled again)."""
     try:
-        return read_manifest(folder).get("label_fingerprint") == fingerprint
+        manifest = read_manifest(folder)
     except (MkdError, ValueError, OSError):
         return False
+    return manifest.get("label_fingerprint") == fingerprint and all(
+        shard_fingerprint(Path(folder) / logits_name(i)) == fingerprint for i in range(len(manifest["shards"])))
 
 
 def label_task(model: torch.nn.Module, task: str, folder: Path, fingerprint: str, batch_size: int = 64,
                device: torch.device | str = "cpu", force: bool = False,
-               on_shard: Callable[[str, int], None] | None = None) -> dict[str, int]:
-    """Teacher logits for every shard of a task; shards already labelled with `fingerprint` are kept."""
+               on_shard: Callable[[str, int], None] | None = None, rank: int = 0, world: int = 1,
+               barrier: Callable[[], None] | None = None) -> dict[str, int]:
+    """Teacher logits for every shard of a task; shards already labelled with `fingerprint` are kept.
+
+    With several processes, process `rank` labels shards i with i % world == rank, every process
+    calls this, and `barrier` waits for all of them before the main one (rank 0) checks every shard
+    and marks the task labelled in the manifest. A shard's logits do not depend on which process
+    computed them."""
     folder = Path(folder)
     manifest = read_manifest(folder)
     spec = model.specs[task]
@@ -155,10 +165,12 @@ def label_task(model: torch.nn.Module, task: str, folder: Path, fingerprint: str
         raise MkdError(f"the teacher's head for task {task} does not fit its transfer set "
                        f"(labels {list(spec.labels)} vs {manifest['labels']})",
                        "use a teacher trained on this task, or rerun mkd augment")
-    if manifest.pop("label_fingerprint", fingerprint) != fingerprint:
+    if manifest.pop("label_fingerprint", fingerprint) != fingerprint and rank == 0:
         write_json(folder / MANIFEST, manifest)  # no longer fully labelled until every shard is redone
     done = kept = 0
     for i, entry in enumerate(manifest["shards"]):
+        if i % world != rank:
+            continue
         out = folder / logits_name(i)
         if not force and shard_fingerprint(out) == fingerprint:
             kept += 1
@@ -170,7 +182,15 @@ def label_task(model: torch.nn.Module, task: str, folder: Path, fingerprint: str
         done += 1
         if on_shard is not None:
             on_shard(task, i)
-    write_json(folder / MANIFEST, {**manifest, "label_fingerprint": fingerprint})
+    if barrier is not None:
+        barrier()
+    if rank == 0:
+        unfinished = [logits_name(i) for i in range(len(manifest["shards"]))
+                      if shard_fingerprint(folder / logits_name(i)) != fingerprint]
+        if unfinished:
+            raise MkdError(f"task {task}: {len(unfinished)} logits shards were not written (first: {unfinished[0]})",
+                           "rerun mkd label")
+        write_json(folder / MANIFEST, {**manifest, "label_fingerprint": fingerprint})
     return {"labelled": done, "kept": kept, "rows": manifest["total"]}
 
 

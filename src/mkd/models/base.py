@@ -91,6 +91,10 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
     """safetensors only; a corrupt, truncated or pickled file is refused with a clear error."""
     if not path.is_file():
+        pickles = sorted(p.name for p in path.parent.glob("*") if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+        if pickles:
+            raise MkdError(f"{path.parent} holds {pickles[0]} but no {path.name}; mkd never loads pickled weights",
+                           "convert them to safetensors (safetensors.torch.save_file) or retrain")
         raise MkdError(f"weights file {path} is missing", "retrain or restore the model folder")
     try:
         return load_file(str(path))

@@ -11,9 +11,14 @@ from torch import nn
 
 from mkd.data.batch import EncodedSplit
 from mkd.data.encode import encode_for_transformer
+from mkd.errors import MkdError
 from mkd.models.base import ARCHS, MkdModel
 from mkd.models.heads import TaskHeads
 from mkd.tasks.task import Example, TaskSpec
+
+POOLINGS = ("mean", "cls", "pooler")
+"""mean of the real tokens; [CLS]; [CLS] through the encoder's own pooler (dense + tanh), which is what
+Hugging Face's *ForSequenceClassification classes compute, so only that one exports to them exactly."""
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
@@ -25,13 +30,18 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
 
 @ARCHS.register("teacher")
 class TeacherModel(MkdModel):
-    """Shared encoder + per-task heads on the mean-pooled (or [CLS]) representation."""
+    """Shared encoder + per-task heads on the mean-pooled (or [CLS], or pooler) representation."""
 
     arch = "teacher"
 
     def __init__(self, encoder: nn.Module, tokenizer: Any, specs: dict[str, TaskSpec],
                  max_length: int = 128, dropout: float = 0.1, pooling: str = "mean") -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise MkdError(f"unknown pooling '{pooling}'", f"use one of: {', '.join(POOLINGS)}")
+        if pooling == "pooler" and getattr(encoder, "pooler", None) is None:
+            raise MkdError(f"pooling 'pooler' needs an encoder with a pooler layer ({type(encoder).__name__} has none)",
+                           "use pooling: mean or cls, or a BERT/RoBERTa-style encoder")
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.specs = dict(specs)
@@ -53,8 +63,10 @@ class TeacherModel(MkdModel):
         kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
         if "token_type_ids" in batch:
             kwargs["token_type_ids"] = batch["token_type_ids"]
-        hidden = self.encoder(**kwargs).last_hidden_state
-        return pool(hidden, batch["attention_mask"], self.pooling)
+        out = self.encoder(**kwargs)
+        if self.pooling == "pooler":
+            return out.pooler_output
+        return pool(out.last_hidden_state, batch["attention_mask"], self.pooling)
 
     def forward(self, task: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.heads(task, self.features(batch))
@@ -73,7 +85,7 @@ class TeacherModel(MkdModel):
     def build(cls, folder: Path, specs: dict[str, TaskSpec], settings: dict[str, Any]) -> TeacherModel:
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        config = AutoConfig.from_pretrained(folder)
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=False)  # a saved folder never runs code
         encoder = AutoModel.from_config(config)
-        tokenizer = AutoTokenizer.from_pretrained(folder, use_fast=True)
+        tokenizer = AutoTokenizer.from_pretrained(folder, use_fast=True, trust_remote_code=False)
         return cls(encoder, tokenizer, specs, settings["max_length"], settings["dropout"], settings["pooling"])

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mkd import dist
 from mkd.config import AugmentConfig, Recipe, TaskConfig
 from mkd.data.augment import Tagger, TaskAugmenter, spacy_tagger
 from mkd.data.transfer import MANIFEST, ShardWriter, read_unlabelled, write_manifest
@@ -73,6 +74,9 @@ def build_task(recipe: Recipe, task: TaskConfig, folder: Path, fingerprint: str,
     if cfg.enabled and (cfg.n_iter is None or cfg.n_iter > 0):
         tagger = tagger or spacy_tagger(recipe.fetch_missing)
         augmenter = TaskAugmenter(task.name, train, cfg, recipe.seed, tagger)
+    for path in task.unlabelled:  # read through once first: a bad file fails before anything is written
+        for _ in read_unlabelled(spec, path):
+            pass
     claim_run(recipe)
     with atomic_dir(folder) as tmp:
         writer = ShardWriter(tmp, recipe.transfer.shard_size)
@@ -99,6 +103,9 @@ def augment(recipe: Recipe, force: bool = False, tagger: Tagger | None = None) -
     if not stale:
         say(f"augment: unchanged, kept {out}")
         return out
+    if not dist.is_main():  # under a launcher the main process builds the set; the others wait
+        dist.barrier()
+        return out
     started = time.time()
     for task in stale:
         t0 = time.time()
@@ -109,4 +116,5 @@ def augment(recipe: Recipe, force: bool = False, tagger: Tagger | None = None) -
             f"({len(manifest['shards'])} shards, {time.time() - t0:.1f}s)")
     mark_done(out, "augment", overall, started, tasks=prints)
     say(f"augment: wrote {out} in {time.time() - started:.1f}s")
+    dist.barrier()
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mkd import dist
 from mkd.config import Recipe
 from mkd.data.batch import EncodedSplit
 from mkd.errors import MkdError
@@ -37,12 +39,26 @@ def run_dir(recipe: Recipe, force: bool = False) -> Path:
 
 
 def claim_run(recipe: Recipe) -> Path:
-    """Create the run folder and record which recipe owns it (and the resolved recipe)."""
+    """Create the run folder and record which recipe owns it (and the resolved recipe); the main
+    process does it when there are several."""
     folder = recipe.run_dir
+    if not dist.is_main():
+        return folder
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "run.json", {"identity": recipe.section_hash("tasks"), "name": recipe.name})
     recipe.save(folder)
     return folder
+
+
+def data_stamp(recipe: Recipe) -> str:
+    """Size and modification time of every data file the recipe's tasks name, hashed: a stage whose
+    fingerprint includes it reruns when a file is edited in place (same path, new content)."""
+    stats = []
+    for task in recipe.tasks:
+        for raw in (task.train, task.dev, task.test):
+            path = Path(raw).expanduser() if raw else None
+            stats.append([raw, path.stat().st_size, path.stat().st_mtime_ns] if path and path.is_file() else raw)
+    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
 
 
 def is_fresh(out: Path, fingerprint: str) -> bool:
@@ -61,11 +77,20 @@ def mark_done(folder: Path, stage: str, fingerprint: str, started: float, **extr
                                      "wall_seconds": round(time.time() - started, 2), **extra})
 
 
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch before a model is made, so that its random initial weights (task
+    heads, random embeddings) are the same in every run of the recipe."""
+    from accelerate.utils import set_seed
+
+    set_seed(seed)
+
+
 def work_dir(run: Path, stage: str, resume: bool) -> Path:
     """Scratch space of a stage (checkpoints, logs); cleared unless resuming."""
     folder = run / ".work" / stage
-    if not resume and folder.exists():
+    if not resume and folder.exists() and dist.is_main():
         shutil.rmtree(folder)
+    dist.barrier()  # no process writes there before the main one has cleared it
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -88,6 +113,8 @@ def metrics_document(per_split: dict[str, dict], primary_split: str = "test") ->
 
 
 def say(line: str) -> None:
+    if not dist.is_main():
+        return
     console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 

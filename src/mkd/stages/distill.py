@@ -10,6 +10,7 @@ import hashlib
 import time
 from pathlib import Path
 
+from mkd import dist
 from mkd.config import Recipe, TrainConfig
 from mkd.data.batch import EncodedSplit
 from mkd.errors import MkdError
@@ -25,6 +26,7 @@ from mkd.stages.common import (
     metrics_document,
     run_dir,
     say,
+    seed_everything,
     table_lines,
     work_dir,
 )
@@ -59,30 +61,41 @@ def _train_and_save(recipe: Recipe, model: MkdModel, tasks: dict[str, TaskData],
     dev = {t: model.encode(specs[t], tasks[t].split("dev")) for t in train}
     claim_run(recipe)
     work = work_dir(run, f"{stage}-{out.name}" if stage == "finetune" else stage, resume)
-    result = fit(model, specs, train, dev, loss, cfg, work, recipe.seed, fingerprint, resume, f"{stage} {out.name}")
+    result = fit(model, specs, train, dev, loss, cfg, work, student_seed(recipe), fingerprint, resume,
+                 f"{stage} {out.name}")
     per_split = {"dev": evaluate_tasks(model, specs, dev, cfg.eval_batch_size)}
     test = {t: d for t, d in encode_splits(model, {t: tasks[t] for t in train}, "test").items()}
     if test:
         per_split["test"] = evaluate_tasks(model, specs, test, cfg.eval_batch_size)
-    with atomic_dir(out) as tmp:
-        model.save(tmp)
-        write_json(tmp / "metrics.json", metrics_document(per_split))
-        recipe.save(tmp)
-        copy_logs(work, tmp)
-        mark_done(tmp, stage, fingerprint, started, steps=result.steps, best_step=result.best_step,
-                  train_seconds=round(result.wall_seconds, 2), stopped_early=result.stopped_early,
-                  parameters=model.count_parameters())
+    if dist.is_main():
+        with atomic_dir(out) as tmp:
+            model.save(tmp)
+            write_json(tmp / "metrics.json", metrics_document(per_split))
+            recipe.save(tmp)
+            copy_logs(work, tmp)
+            mark_done(tmp, stage, fingerprint, started, steps=result.steps, best_step=result.best_step,
+                      train_seconds=round(result.wall_seconds, 2), stopped_early=result.stopped_early,
+                      parameters=model.count_parameters())
+    dist.barrier()
     for line in table_lines(per_split, sorted(specs)):
         say(line)
     say(f"{stage}: wrote {out} in {time.time() - started:.0f}s")
     return result
 
 
+def student_seed(recipe: Recipe) -> int:
+    return recipe.distill.seed if recipe.distill.seed is not None else recipe.seed
+
+
+def finetuned_folder(student_folder: str) -> str:
+    return "finetuned" if student_folder == "student" else f"{student_folder}-finetuned"
+
+
 def distill(recipe: Recipe, resume: bool = False, force: bool = False) -> Path:
     from mkd.models.students import build_student
 
     run = run_dir(recipe, force)
-    out = run / "student"
+    out = run / recipe.student.folder
     names = [t.name for t in recipe.tasks]
     labels = "".join(_label_fingerprint(run, t) for t in names)
     digest = hashlib.sha256(labels.encode()).hexdigest()[:16]
@@ -95,6 +108,7 @@ def distill(recipe: Recipe, resume: bool = False, force: bool = False) -> Path:
     labelled = _read(run, names)
     texts = (text for examples, _ in labelled.values() for ex in examples for text in ex.texts)
     teacher = run / "teacher" if (run / "teacher").is_dir() else None
+    seed_everything(student_seed(recipe))  # random embeddings and initial weights: the same in every run
     model = build_student(recipe.student, {t: tasks[t].spec for t in names}, texts, teacher, recipe.fetch_missing)
     train = _transfer(run, model, tasks, labelled)
     counts = model.count_parameters()
@@ -110,7 +124,7 @@ def finetune(recipe: Recipe, resume: bool = False, force: bool = False) -> list[
     """One continued training per target task from the multi-task student (teacher logits plus
     gold labels where present, weighted by finetune.alpha)."""
     run = run_dir(recipe, force)
-    student = run / "student"
+    student = run / recipe.student.folder
     if not (student / "mkd.json").is_file():
         raise MkdError(f"no multi-task student in {student}", "run mkd distill first")
     cfg = recipe.finetune
@@ -122,7 +136,7 @@ def finetune(recipe: Recipe, resume: bool = False, force: bool = False) -> list[
     tasks = None
     outs = []
     for t in targets:
-        out = run / "finetuned" / t
+        out = run / finetuned_folder(recipe.student.folder) / t
         fingerprint = recipe.section_hash("finetune") + base[:16] + t
         if not force and is_fresh(out, fingerprint):
             say(f"finetune {t}: unchanged, kept {out}")

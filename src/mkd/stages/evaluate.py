@@ -8,7 +8,7 @@ from mkd.config import Recipe, load_recipe
 from mkd.errors import MkdError
 from mkd.evaluate import evaluate_tasks
 from mkd.io import read_json, write_json
-from mkd.models.base import load_model
+from mkd.models.base import load_model, read_meta
 from mkd.stages.common import metrics_document, say, table_lines
 from mkd.tasks import load_task
 
@@ -18,6 +18,7 @@ def evaluate_folder(folder: Path, split: str = "test", recipe_src: str | None = 
     """Score `folder` on `split`; the data comes from the given recipe, else the folder's own."""
     if split not in ("dev", "test"):
         raise MkdError(f"unknown split '{split}'", "use --split dev or --split test")
+    read_meta(folder)  # a missing or foreign folder is named as such, before its recipe is looked for
     if recipe_src is None and not (folder / "recipe.yaml").is_file():
         raise MkdError(f"{folder} holds no recipe.yaml to find its data", "pass the recipe with -c")
     recipe: Recipe = load_recipe(recipe_src or folder / "recipe.yaml", overrides)

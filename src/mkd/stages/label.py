@@ -15,8 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
+from mkd import dist
 from mkd.config import Recipe
 from mkd.data.transfer import label_task, labels_fresh, read_manifest
 from mkd.errors import MkdError
@@ -92,7 +91,7 @@ def label(recipe: Recipe, force: bool = False, on_shard: Callable[[str, int], No
                            "run mkd augment first")
         teacher = teacher_folder(recipe, run, task.name)
         if teacher not in hashes:
-            hashes[teacher] = _teacher_hash(teacher, cache)
+            hashes[teacher] = _teacher_hash(teacher, cache if dist.is_main() else None)
         prints[task.name] = label_fingerprint(hashes[teacher], manifest["fingerprint"], task.name)
         if force or not labels_fresh(folder, prints[task.name]):
             plan.setdefault(teacher, []).append(task.name)
@@ -100,15 +99,17 @@ def label(recipe: Recipe, force: bool = False, on_shard: Callable[[str, int], No
         say(f"label: unchanged, kept {out} ({time.time() - started:.1f}s)")
         return out
     claim_run(recipe)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or dist.device()
     batch_size = recipe.transfer.label_batch_size
+    world, rank = dist.world(), dist.rank()
     for teacher, tasks in plan.items():
         model = load_model(teacher, tasks=tasks).to(device)
-        say(f"label: teacher {teacher} on {device}, batches of {batch_size}")
+        spread = f", shards spread over {world} processes" if world > 1 else ""
+        say(f"label: teacher {teacher} on {device}, batches of {batch_size}{spread}")
         for task in tasks:
             t0 = time.time()
             n_shards = len(read_manifest(out / task)["shards"])
-            bar = progress_bar(f"label {task}", n_shards, enabled=n_shards > 1)
+            bar = progress_bar(f"label {task}", n_shards, enabled=n_shards > 1 and rank == 0)
 
             def tick(name: str, index: int, bar=bar) -> None:
                 bar.update(index + 1, "shards")
@@ -116,11 +117,13 @@ def label(recipe: Recipe, force: bool = False, on_shard: Callable[[str, int], No
                     on_shard(name, index)
 
             try:
-                counts = label_task(model, task, out / task, prints[task], batch_size, device, force, tick)
+                counts = label_task(model, task, out / task, prints[task], batch_size, device, force, tick,
+                                    rank=rank, world=world, barrier=dist.barrier)
             finally:
                 bar.close()
             say(f"label: {task}: {counts['rows']} examples, {counts['labelled']} shards labelled, "
                 f"{counts['kept']} kept ({time.time() - t0:.1f}s)")
         del model
+    dist.barrier()  # every manifest is final before any process goes on
     say(f"label: wrote logits under {out} in {time.time() - started:.1f}s")
     return out

@@ -12,21 +12,23 @@ from typing import Any
 import torch
 
 from mkd.config import Recipe
+from mkd.errors import MkdError
 from mkd.io import read_json, write_json
 from mkd.stages.common import is_fresh, mark_done, run_dir, say
 
 
 def model_folders(run: Path) -> dict[str, Path]:
-    """The teacher and every student of a run folder, by display name."""
-    found = {}
-    for name in ("teacher", "student"):
-        if (run / name / "mkd.json").is_file():
-            found[name] = run / name
-    if (run / "finetuned").is_dir():
-        for sub in sorted((run / "finetuned").iterdir()):
-            if (sub / "mkd.json").is_file():
-                found[f"finetuned/{sub.name}"] = sub
-    return found
+    """The teacher and every student of a run folder (fine-tuned ones as <folder>/<task>)."""
+    found = {"teacher": run / "teacher"} if (run / "teacher" / "mkd.json").is_file() else {}
+    tuned: dict[str, Path] = {}
+    for sub in sorted(p for p in run.iterdir() if p.is_dir() and not p.name.startswith(".")
+                     and p.name not in ("teacher", "transfer", "bench")):
+        if (sub / "mkd.json").is_file():
+            found[sub.name] = sub
+        else:
+            tuned.update({f"{sub.name}/{t.name}": t for t in sorted(sub.iterdir())
+                          if t.is_dir() and (t / "mkd.json").is_file()})
+    return {**found, **tuned}
 
 
 def bench_stage(recipe: Recipe, force: bool = False) -> dict[str, Any]:
@@ -35,7 +37,9 @@ def bench_stage(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     from mkd.tasks import load_recipe_tasks
 
     run = recipe.run_dir
-    folders = model_folders(run)
+    folders = model_folders(run) if run.is_dir() else {}
+    if not folders:
+        raise MkdError(f"no trained model in {run} to benchmark", "run mkd teach and mkd distill (or mkd run) first")
     stages = [f / "stage.json" for f in folders.values()]
     inputs = "".join(read_json(p)["fingerprint"] for p in stages if p.exists())
     digest = hashlib.sha256((inputs + ",".join(folders)).encode()).hexdigest()[:16]
@@ -79,12 +83,15 @@ def summarize(recipe: Recipe) -> dict[str, Any]:
         speeds = [b[name][f"batch_{big}"]["examples_per_s"] for b in bench.get("tasks", {}).values() if name in b]
         speeds1 = [b[name]["batch_1"]["examples_per_s"] for b in bench.get("tasks", {}).values()
                    if name in b and "batch_1" in b[name]]
+        ort = [b[name]["onnxruntime"][f"batch_{big}"]["examples_per_s"] for b in bench.get("tasks", {}).values()
+               if name in b and f"batch_{big}" in b[name].get("onnxruntime", {})]
         models[name] = {
             "arch": meta["arch"], "path": str(folder), "tasks": sorted(meta["tasks"]),
             "dev": metrics["splits"].get("dev"), "test": metrics["splits"].get("test"),
             "macro": metrics["macro"], "parameters": meta["parameters"],
             "examples_per_s": round(sum(speeds) / len(speeds), 1) if speeds else None,
             "examples_per_s_batch_1": round(sum(speeds1) / len(speeds1), 1) if speeds1 else None,
+            "onnx_examples_per_s": round(sum(ort) / len(ort), 1) if ort else None,
             "train_seconds": stage.get("train_seconds"),
         }
     base = models.get("teacher", {}).get("examples_per_s")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from mkd import dist
 from mkd.config import Recipe
 from mkd.evaluate import evaluate_tasks
 from mkd.io import atomic_dir, write_json
@@ -12,12 +13,14 @@ from mkd.models.teacher import TeacherModel
 from mkd.stages.common import (
     claim_run,
     copy_logs,
+    data_stamp,
     encode_splits,
     is_fresh,
     mark_done,
     metrics_document,
     run_dir,
     say,
+    seed_everything,
     table_lines,
     work_dir,
 )
@@ -29,7 +32,7 @@ from mkd.train.losses import gold_loss
 def teach(recipe: Recipe, resume: bool = False, force: bool = False) -> Path:
     run = run_dir(recipe, force)
     out = run / "teacher"
-    fingerprint = recipe.section_hash("tasks", "teacher")
+    fingerprint = recipe.section_hash("tasks", "teacher") + data_stamp(recipe)
     if not force and is_fresh(out, fingerprint):
         say(f"teach: unchanged, kept {out}")
         return out
@@ -37,6 +40,7 @@ def teach(recipe: Recipe, resume: bool = False, force: bool = False) -> Path:
     tasks = load_recipe_tasks(recipe)
     specs = {t: d.spec for t, d in tasks.items()}
     cfg = recipe.teacher
+    seed_everything(recipe.seed)  # the task heads' initial weights: the same in every run of this recipe
     model = TeacherModel.from_pretrained(cfg.model, specs, cfg.max_length, cfg.dropout, cfg.pooling,
                                          cfg.trust_remote_code, recipe.fetch_missing)
     train, dev = encode_splits(model, tasks, "train"), encode_splits(model, tasks, "dev")
@@ -48,13 +52,15 @@ def teach(recipe: Recipe, resume: bool = False, force: bool = False) -> Path:
     test = encode_splits(model, tasks, "test")
     if test:
         per_split["test"] = evaluate_tasks(model, specs, test, cfg.train.eval_batch_size)
-    with atomic_dir(out) as tmp:
-        model.save(tmp)
-        write_json(tmp / "metrics.json", metrics_document(per_split))
-        recipe.save(tmp)
-        copy_logs(work, tmp)
-        mark_done(tmp, "teach", fingerprint, started, steps=result.steps, best_step=result.best_step,
-                  train_seconds=round(result.wall_seconds, 2), stopped_early=result.stopped_early)
+    if dist.is_main():
+        with atomic_dir(out) as tmp:
+            model.save(tmp)
+            write_json(tmp / "metrics.json", metrics_document(per_split))
+            recipe.save(tmp)
+            copy_logs(work, tmp)
+            mark_done(tmp, "teach", fingerprint, started, steps=result.steps, best_step=result.best_step,
+                      train_seconds=round(result.wall_seconds, 2), stopped_early=result.stopped_early)
+    dist.barrier()
     for line in table_lines(per_split, sorted(specs)):
         say(line)
     say(f"teach: wrote {out} in {time.time() - started:.0f}s")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from mkd.config import TaskConfig
@@ -19,9 +20,12 @@ def label_index(spec: TaskSpec, raw: object, where: str) -> int | float:
     """A gold label as the model sees it: a class index, or a float score for regression."""
     if spec.type == "regression":
         try:
-            return float(raw)  # type: ignore[arg-type]
+            score = float(raw)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise MkdError(f"{where}: score {raw!r} is not a number", "fix the label column") from None
+        if not math.isfinite(score):  # an inf or nan score would make every loss nan
+            raise MkdError(f"{where}: score {raw!r} is not a finite number", "fix the label column")
+        return score
     text = str(raw).strip()
     if text in spec.labels:
         return spec.labels.index(text)

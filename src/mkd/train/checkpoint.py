@@ -29,6 +29,7 @@ class TrainState:
     evals_since_best: int = 0
     stopped_early: bool = False
     examples_seen: int = 0
+    processes: int = 1  # the batch plan depends on it: a run resumes with as many processes
 
 
 def _flatten_optimizer(sd: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

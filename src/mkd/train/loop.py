@@ -21,6 +21,7 @@ from mkd.data.batch import EncodedSplit
 from mkd.data.sampler import MultiTaskSampler
 from mkd.errors import MkdError
 from mkd.evaluate import evaluate_tasks
+from mkd.io import atomic_path, restore_swapped_dir
 from mkd.models.base import load_weights
 from mkd.progress import progress_bar
 from mkd.tasks.task import TaskSpec
@@ -44,9 +45,18 @@ def make_accelerator(mixed_precision: str):
     from accelerate.state import AcceleratorState
     from accelerate.utils import DistributedDataParallelKwargs
 
+    from mkd.dist import use_cpu
+
     AcceleratorState._reset_state(reset_partial_state=False)
-    return Accelerator(mixed_precision=mixed_precision,
+    return Accelerator(mixed_precision=mixed_precision, cpu=use_cpu(),
                        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+
+
+def share(indices: list[int], world: int, rank: int) -> list[int]:
+    """This process's contiguous part of one global batch (parts differ in size by at most one; a
+    part may be empty when the batch has fewer examples than there are processes)."""
+    n = len(indices)
+    return indices[rank * n // world : (rank + 1) * n // world]
 
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig, total_steps: int):
@@ -66,6 +76,17 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig, total_steps: int):
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
+def _kept_rows(path: Path, cols: list[str], resume_step: int) -> list[dict]:
+    """The complete rows of a log up to the resumed step (a process killed while appending may have
+    left a partial last line)."""
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        return [r for r in csv.DictReader(f)
+                if list(r) == cols and None not in r.values() and r["step"].isdigit()
+                and int(r["step"]) <= resume_step]
+
+
 class _Logs:
     """train_log.csv (losses, lr, speed, batches per task) and eval_log.csv (dev metrics)."""
 
@@ -76,11 +97,8 @@ class _Logs:
             f"batches_{t}" for t in tasks]
         self.eval_cols = ["step", "epoch", "task", "metric", "value"]
         for path, cols in ((self.train_path, self.train_cols), (self.eval_path, self.eval_cols)):
-            rows = []
-            if resume_step and path.exists():
-                with open(path, newline="") as f:
-                    rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
-            with open(path, "w", newline="") as f:
+            rows = _kept_rows(path, cols, resume_step) if resume_step else []
+            with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
                 w = csv.DictWriter(f, cols)
                 w.writeheader()
                 w.writerows(rows)
@@ -132,17 +150,26 @@ def fit(
     ckpt_dir, best_path = work_dir / "checkpoint", work_dir / "best.safetensors"
     set_seed(seed)
     accelerator = make_accelerator(cfg.mixed_precision)
-    sampler = MultiTaskSampler({t: d.lengths for t, d in train.items()}, cfg.batch_size, cfg.mixing,
-                               cfg.mixing_temperature, seed)
     world, rank = accelerator.num_processes, accelerator.process_index
-    steps_per_epoch = max(1, sampler.steps_per_epoch() // world)
+    # One global batch of batch_size * world examples of one task per step, split across the
+    # processes: N processes at batch_size b train exactly like one process at N * b.
+    sampler = MultiTaskSampler({t: d.lengths for t, d in train.items()}, cfg.batch_size * world, cfg.mixing,
+                               cfg.mixing_temperature, seed)
+    steps_per_epoch = max(1, sampler.steps_per_epoch())
     total = steps_per_epoch * cfg.epochs
     if cfg.max_steps:
         total = min(total, cfg.max_steps)
     optimizer, scheduler = _optimizer(model, cfg, total)
     state = TrainState()
+    if accelerator.is_main_process:
+        restore_swapped_dir(ckpt_dir)  # killed between the two renames of a checkpoint swap
+    accelerator.wait_for_everyone()
     if resume and (ckpt_dir / "state.json").exists():
         state = load_checkpoint(ckpt_dir, model, optimizer, scheduler, fingerprint)
+        if state.processes != world:
+            raise MkdError(f"checkpoint {ckpt_dir} was written by a run of {state.processes} process(es), "
+                           f"this one has {world}", f"resume with {state.processes}, or start over without --resume")
+    state.processes = world
     model, optimizer = accelerator.prepare(model, optimizer)
     device = accelerator.device
     tasks = sorted(train)
@@ -157,30 +184,37 @@ def fit(
     start = time.perf_counter()
     tick, tick_examples = start, 0
     bar = progress_bar(desc, total, state.step, enabled=accelerator.is_main_process)
+    if state.step and accelerator.is_main_process:
+        bar.note(f"resumed from the checkpoint of step {state.step} of {total}")
     model.train()
     while state.step < total and not state.stopped_early:
-        drawn = [next(stream) for _ in range(world)]  # one batch per process for this step
-        epoch, _pos, task, idx = drawn[rank]
-        batch = {k: v.to(device) for k, v in train[task].collate(idx).items()}
+        epoch, pos, task, idx = next(stream)
+        mine = share(idx, world, rank)
+        # Each process's mean loss, weighted by its share of the batch: the gradients Accelerate
+        # averages over the processes are then those of the mean loss over the whole batch. A
+        # process with no example runs one with weight 0 so that every process takes part.
+        weight = len(mine) * world / len(idx)
+        batch = {k: v.to(device) for k, v in train[task].collate(mine or idx[:1]).items()}
         with accelerator.autocast():
             loss = loss_fn(specs[task], model(task, batch), batch)
-        if not torch.isfinite(loss):
+        weighted = loss * weight if world > 1 else loss
+        step_loss = accelerator.reduce(weighted.detach(), "mean") if world > 1 else weighted.detach()
+        if not torch.isfinite(step_loss):  # the same decision in every process
             bar.close()
             kept = (f"the last good checkpoint is kept in {ckpt_dir}" if ckpt_dir.exists()
                     else "no checkpoint was written yet")
-            raise MkdError(f"{desc}: the loss became {loss.item()} at step {state.step + 1} (task {task}); {kept}",
-                           "lower the learning rate or enable grad_clip, then rerun with --resume")
-        accelerator.backward(loss)
+            raise MkdError(f"{desc}: the loss became {step_loss.item()} at step {state.step + 1} (task {task}); "
+                           f"{kept}", "lower the learning rate or enable grad_clip, then rerun with --resume")
+        accelerator.backward(weighted)
         if cfg.grad_clip:
             accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        last_epoch, last_pos, *_ = drawn[-1]
-        state.step, state.epoch, state.position = state.step + 1, last_epoch, last_pos + 1
-        state.examples_seen += len(idx) * world
-        tick_examples += len(idx) * world
-        loss_sum[task] += float(loss.detach())
+        state.step, state.epoch, state.position = state.step + 1, epoch, pos + 1
+        state.examples_seen += len(idx)
+        tick_examples += len(idx)
+        loss_sum[task] += float(step_loss)
         loss_n[task] += 1
         batches[task] += 1
         if on_step:
@@ -211,7 +245,8 @@ def fit(
                 state.evals_since_best += 1
                 if cfg.patience and state.evals_since_best >= cfg.patience:
                     state.stopped_early = True
-            bar.note(f"step {state.step}: dev macro {dev_result['macro']:.2f} (best {state.best_score:.2f})")
+            if accelerator.is_main_process:
+                bar.note(f"step {state.step}: dev macro {dev_result['macro']:.2f} (best {state.best_score:.2f})")
         if (state.step % ckpt_every == 0 or state.step == total or state.stopped_early) and accelerator.is_main_process:
             save_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler, state, fingerprint)
         accelerator.wait_for_everyone()

@@ -117,7 +117,7 @@ def teacher_matrix(teacher_folder: Path) -> tuple[torch.Tensor, Any, EmbeddingIn
         if not keys:
             raise MkdError(f"{path} has no word_embeddings.weight", "use another student.embeddings source")
         matrix = f.get_tensor(keys[0]).float().clone()
-    tokenizer = AutoTokenizer.from_pretrained(teacher_folder, use_fast=True)
+    tokenizer = AutoTokenizer.from_pretrained(teacher_folder, use_fast=True, trust_remote_code=False)
     if len(tokenizer) > matrix.shape[0]:
         raise MkdError(f"the teacher's tokenizer ({len(tokenizer)} tokens) does not fit its embeddings "
                        f"({matrix.shape[0]} rows)", "retrain or restore the teacher folder")

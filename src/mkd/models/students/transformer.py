@@ -1,8 +1,10 @@
-"""MKD-Transformer: a small BERT-style encoder with the teacher's pooling and one head per task.
+"""MKD-Transformer: a small BERT-style encoder, pooled as student.pooling says, and one head per task.
 
 Three ways to make one (MKD.md, Students): from the sizes in the recipe (random weights, the
 teacher's tokenizer); from the first `init_layers` layers of a pretrained encoder (embeddings and
 those layers copied); or a whole smaller pretrained encoder. It is saved exactly like the teacher.
+With `pooling: pooler` it is a BertForSequenceClassification per task, and `mkd export --format hf`
+writes it as one.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class TransformerStudent(TeacherModel):
             encoder, tokenizer = load_encoder(cfg.init_from, fetch_missing=fetch_missing)
             if cfg.init_layers is not None:
                 encoder = first_layers(encoder, cfg.init_layers, cfg.init_from)
-        return cls(encoder, tokenizer, specs, cfg.max_length, cfg.dropout, "mean")
+        return cls(encoder, tokenizer, specs, cfg.max_length, cfg.dropout, cfg.pooling)
 
 
 def sized_encoder(cfg: StudentConfig, teacher_folder: Path | None) -> tuple[Any, Any]:
@@ -48,7 +50,7 @@ def sized_encoder(cfg: StudentConfig, teacher_folder: Path | None) -> tuple[Any,
     if cfg.hidden_size % cfg.num_heads:
         raise MkdError(f"student.hidden_size {cfg.hidden_size} is not a multiple of student.num_heads "
                        f"{cfg.num_heads}", "choose sizes that divide, e.g. hidden_size 312 with 4 heads")
-    tokenizer = AutoTokenizer.from_pretrained(teacher_folder, use_fast=True)
+    tokenizer = AutoTokenizer.from_pretrained(teacher_folder, use_fast=True, trust_remote_code=False)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
                         num_attention_heads=cfg.num_heads, intermediate_size=4 * cfg.hidden_size,
                         max_position_embeddings=max(cfg.max_length, 8), hidden_dropout_prob=cfg.dropout,

@@ -55,7 +55,7 @@ class SubwordTokens:
         from transformers import AutoTokenizer
 
         try:
-            return cls(AutoTokenizer.from_pretrained(folder, use_fast=True))
+            return cls(AutoTokenizer.from_pretrained(folder, use_fast=True, trust_remote_code=False))
         except (OSError, ValueError) as e:
             raise MkdError(f"cannot read the tokenizer in {folder} ({str(e)[:80]})", "restore that model folder") \
                 from None
@@ -72,12 +72,17 @@ def lstm(input_size: int, hidden_size: int, num_layers: int, dropout: float) -> 
 
 def run_lstm(layer: nn.LSTM, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(outputs (B, T, H) with zeros at padding, last hidden state of both directions (B, H)),
-    on packed sequences, so padding never enters the recurrence."""
-    lengths = mask.sum(1).clamp(min=1).cpu()
-    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-    out, (h_n, _) = layer(packed)
+    on packed sequences, so padding never enters the recurrence.
+
+    The last hidden states are read from the outputs (forward: at the last real token; backward: at the
+    first), which is exactly h_n of the top layer, because ONNX export of a packed LSTM's h_n fails."""
+    counts = mask.sum(1).clamp(min=1)
+    packed = pack_padded_sequence(x, counts.cpu(), batch_first=True, enforce_sorted=False)
+    out, _ = layer(packed)
     out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-    return out, torch.cat([h_n[-2], h_n[-1]], dim=-1)
+    half = out.shape[-1] // 2
+    last = out[..., :half].gather(1, (counts - 1).view(-1, 1, 1).expand(-1, 1, half)).squeeze(1)
+    return out, torch.cat([last, out[:, 0, half:]], dim=-1)
 
 
 class MLPHeads(nn.Module):
@@ -161,6 +166,9 @@ class WordStudent(MkdModel):
                     teacher_folder: Path | None, fetch_missing: bool = False) -> WordStudent:
         """A fresh student: vocabulary from `texts` (or the teacher's tokenizer) and its embeddings."""
         check_source(cfg.embeddings)
+        if cfg.pooling != "mean":
+            raise MkdError(f"student.pooling '{cfg.pooling}' applies to the transformer student only",
+                           f"remove it for student.type {cfg.type} (it pools as its architecture says)")
         tokens: Tokens
         if cfg.embeddings == "teacher":
             if teacher_folder is None:

@@ -1,0 +1,304 @@
+"""Serving artefacts of a model folder: one ONNX graph per task, or one Hugging Face folder per task.
+
+Nothing is kept unless it reproduces the PyTorch model: every export runs on real inputs (the model's
+own encoding of the task's dev examples, or of given ones) at two batch sizes and two padded lengths,
+and is refused when the largest absolute difference of the logits exceeds TOLERANCE. The output
+folder is written under a temporary name and renamed, so a failed export leaves nothing behind.
+
+ONNX uses the TorchScript exporter (`dynamo=False`): it needs no onnxscript and turns the LSTM
+students' packed sequences into ONNX LSTMs with sequence lengths, so they export as they are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mkd.errors import MkdError
+from mkd.io import atomic_dir, read_json, write_json
+from mkd.models.base import MkdModel, load_model
+from mkd.tasks.task import Example, TaskSpec
+
+TOLERANCE = 1e-4
+OPSET = 17
+MANIFEST = "export.json"
+FORMATS = ("onnx", "hf")
+NOT_INPUTS = ("labels", "label_mask", "teacher_logits", "index")
+PROBE_TEXTS = (
+    "a gripping, beautifully acted film that stays with you long after the credits",
+    "the plot is thin and the jokes fall flat",
+    "A man is playing a guitar on a crowded street.",
+    "two dogs run through the snow",
+    "it's not bad, but it isn't good either",
+    "Nobody is outside.",
+    "the movie was very long",
+    "What a waste of time!",
+)
+"""Used only when the model's own dev data is not at hand (e.g. a folder copied to another machine)."""
+
+
+# ---- inputs --------------------------------------------------------------------------------------
+def probe_examples(spec: TaskSpec) -> list[Example]:
+    """Plain English texts (pairs: consecutive texts) of varied lengths, for models without data at hand."""
+    texts = list(PROBE_TEXTS)
+    if spec.is_pair:
+        return [Example(f"probe:{i}", (texts[i], texts[(i + 3) % len(texts)])) for i in range(len(texts))]
+    return [Example(f"probe:{i}", (t,)) for i, t in enumerate(texts)]
+
+
+def dev_examples(folder: Path, tasks: Sequence[str], n: int = 32) -> dict[str, list[Example]]:
+    """Up to n dev examples of each task from the folder's own recipe, for the tasks whose data is here."""
+    from mkd.config import load_recipe
+    from mkd.tasks import load_task
+
+    out: dict[str, list[Example]] = {}
+    if not (folder / "recipe.yaml").is_file():
+        return out
+    try:
+        recipe = load_recipe(folder / "recipe.yaml")
+    except MkdError:
+        return out
+    for cfg in recipe.tasks:
+        if cfg.name in tasks:
+            with contextlib.suppress(MkdError):
+                out[cfg.name] = load_task(cfg, recipe.seed, fetch_missing=False).split("dev")[:n]
+    return out
+
+
+def check_batches(model: MkdModel, spec: TaskSpec, examples: Sequence[Example]) -> list[dict[str, torch.Tensor]]:
+    """Two batches of model inputs: all examples, and the shortest third (fewer rows, shorter padding)."""
+    examples = list(examples)[:32] or probe_examples(spec)
+    data = model.encode(spec, examples)
+    shortest = sorted(range(len(data)), key=lambda i: data.lengths[i])[: max(1, len(data) // 3)]
+    batches = [data.collate(range(len(data))), data.collate(shortest)]
+    return [{k: v for k, v in b.items() if k not in NOT_INPUTS} for b in batches]
+
+
+class TaskGraph(nn.Module):
+    """One task of a multi-task model as a plain function of positional tensors (what ONNX needs)."""
+
+    def __init__(self, model: MkdModel, task: str, names: Sequence[str]) -> None:
+        super().__init__()
+        self.model, self.task, self.names = model, task, list(names)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.model(self.task, dict(zip(self.names, inputs, strict=True)))
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The TorchScript exporter writes C++ warnings straight to file descriptor 2 (e.g. shape inference of
+    packed sequences, harmless here): keep the command's output to its own lines."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 to protect
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+        return
+    with tempfile.TemporaryFile() as sink, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def ort_session(path: str | Path, threads: int = 1) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, threads)
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _check_out(out: Path) -> None:
+    """Refuse to replace a folder that is not an earlier export (the output is swapped in whole)."""
+    if out.exists() and not out.is_dir():
+        raise MkdError(f"export target {out} is a file", "give a folder with --out")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise MkdError(f"{out} exists and is not an mkd export, so it would be replaced",
+                       "give a new or empty folder with --out")
+
+
+def _too_far(what: str, task: str, diff: float) -> MkdError:
+    return MkdError(f"the {what} export of task {task} differs from PyTorch by {diff:.2e} (> {TOLERANCE:g})",
+                    "report it with the model's mkd.json; the PyTorch model folder is unaffected")
+
+
+# ---- ONNX ----------------------------------------------------------------------------------------
+def onnx_diff(session: Any, graph: TaskGraph, batches: Sequence[dict[str, torch.Tensor]]) -> float:
+    """Largest absolute difference between ONNX Runtime's and PyTorch's logits over the batches."""
+    diff = 0.0
+    with torch.no_grad():
+        for batch in batches:
+            want = graph(*(batch[n] for n in graph.names)).numpy()
+            got = session.run(None, {n: batch[n].numpy() for n in graph.names})[0]
+            diff = max(diff, float(np.abs(got - want).max()))
+    return diff
+
+
+def export_task_onnx(model: MkdModel, spec: TaskSpec, path: Path, examples: Sequence[Example]) -> dict[str, Any]:
+    """One task's graph at `path` with dynamic batch and length axes, checked with ONNX Runtime."""
+    model.eval()
+    batches = check_batches(model, spec, examples)
+    names = list(batches[0])
+    graph = TaskGraph(model, spec.name, names).eval()
+    axes: dict[str, dict[int, str]] = {n: {0: "batch", 1: "length_b" if n.endswith("_b") else "length"}
+                                       for n in names}
+    axes["logits"] = {0: "batch"}
+    try:
+        with _quiet(), torch.no_grad():
+            torch.onnx.export(graph, tuple(batches[0][n] for n in names), str(path), dynamo=False,
+                              input_names=names, output_names=["logits"], dynamic_axes=axes, opset_version=OPSET)
+        session = ort_session(path)
+    except Exception as e:  # the exporter's own errors are many and unrelated: name the model and stop
+        raise MkdError(f"cannot export task {spec.name} of this {model.arch} model to ONNX "
+                       f"({type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''})",
+                       "rerun with --debug for the traceback and report it") from e
+    diff = onnx_diff(session, graph, batches)
+    if diff > TOLERANCE:
+        raise _too_far("ONNX", spec.name, diff)
+    return {"file": path.name, "inputs": names, "output": "logits", "max_abs_diff": diff,
+            "checked_rows": [int(b[names[0]].shape[0]) for b in batches],
+            "checked_lengths": [int(b[names[0]].shape[1]) for b in batches]}
+
+
+def export_onnx(folder: str | Path, out: str | Path | None = None,
+                examples: dict[str, list[Example]] | None = None) -> dict[str, Any]:
+    """`<out>/<task>.onnx` for every task of the model (default out: `<folder>/onnx`), with the
+    tokenizer or vocabulary beside them and export.json describing inputs, labels and checks."""
+    folder = Path(folder)
+    model = load_model(folder)
+    out = Path(out) if out is not None else folder / "onnx"
+    _check_out(out)
+    examples = examples if examples is not None else dev_examples(folder, list(model.specs))
+    tasks: dict[str, Any] = {}
+    with atomic_dir(out) as tmp:
+        for task, spec in sorted(model.specs.items()):
+            given = examples.get(task) or probe_examples(spec)
+            tasks[task] = {**export_task_onnx(model, spec, tmp / f"{task}.onnx", given), "type": spec.type,
+                           "labels": list(spec.labels), "text_fields": list(spec.text_fields),
+                           "checked_on": "dev" if examples.get(task) else "probe texts"}
+        model.save_extras(tmp)
+        doc = {"format": "onnx", "source": str(folder), "arch": model.arch, "opset": OPSET,
+               "settings": model.settings(), "tasks": tasks}
+        write_json(tmp / MANIFEST, doc)
+    return {**doc, "out": str(out)}
+
+
+# ---- Hugging Face --------------------------------------------------------------------------------
+def hf_state(model: Any, task: str, target: nn.Module) -> dict[str, torch.Tensor]:
+    """mkd weights under the names of `target` (a *ForSequenceClassification): BERT-like classes put the
+    pooler in the base model and a linear classifier after it; RoBERTa-like ones own the pooler's dense
+    layer as classifier.dense and call the output layer classifier.out_proj."""
+    prefix = target.base_model_prefix
+    wanted = set(target.state_dict())
+    encoder = {f"{prefix}.{k}": v for k, v in model.encoder.state_dict().items()}
+    head = model.heads.heads[task]
+    if "classifier.weight" in wanted and f"{prefix}.pooler.dense.weight" in wanted:
+        return {**encoder, "classifier.weight": head.weight, "classifier.bias": head.bias}
+    if {"classifier.dense.weight", "classifier.out_proj.weight"} <= wanted:
+        state = {k: v for k, v in encoder.items() if not k.startswith(f"{prefix}.pooler.")}
+        pooler = model.encoder.pooler.dense
+        return {**state, "classifier.dense.weight": pooler.weight, "classifier.dense.bias": pooler.bias,
+                "classifier.out_proj.weight": head.weight, "classifier.out_proj.bias": head.bias}
+    raise MkdError(f"mkd cannot map its head onto {type(target).__name__}", "export this model with --format onnx")
+
+
+def hf_classifier(model: Any, spec: TaskSpec) -> nn.Module:
+    """A *ForSequenceClassification of the encoder's type holding the encoder and this task's head."""
+    from transformers import AutoModelForSequenceClassification
+
+    config = copy.deepcopy(model.encoder.config)
+    labels = list(spec.labels) if spec.type == "classification" else ["score"]
+    config.num_labels = len(labels)
+    config.id2label = dict(enumerate(labels))
+    config.label2id = {name: i for i, name in enumerate(labels)}
+    config.problem_type = "single_label_classification" if spec.type == "classification" else "regression"
+    try:
+        target = AutoModelForSequenceClassification.from_config(config)
+    except (ValueError, KeyError) as e:
+        raise MkdError(f"transformers has no sequence-classification class for model type "
+                       f"'{config.model_type}' ({str(e).splitlines()[0][:80]})", "use --format onnx") from None
+    config.architectures = [type(target).__name__]
+    result = target.load_state_dict(hf_state(model, spec.name, target), strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        bad = (result.missing_keys or result.unexpected_keys)[0]
+        raise MkdError(f"the weights do not fit {type(target).__name__} (first mismatch: {bad})",
+                       "export this model with --format onnx")
+    return target.eval()
+
+
+def export_hf(folder: str | Path, out: str | Path | None = None,
+              examples: dict[str, list[Example]] | None = None) -> dict[str, Any]:
+    """`<out>/<task>/` per task (default out: `<folder>/hf`): a folder that AutoModelForSequenceClassification
+    and AutoTokenizer load without mkd and that gives mkd's logits (checked after reloading it)."""
+    from transformers import AutoModelForSequenceClassification
+
+    from mkd.models.teacher import TeacherModel
+
+    folder = Path(folder)
+    model = load_model(folder)
+    if not isinstance(model, TeacherModel):
+        raise MkdError(f"{folder} holds a {model.arch} student, which has no Hugging Face class",
+                       "export it with --format onnx")
+    if model.pooling != "pooler":
+        raise MkdError(f"{folder} pools '{model.pooling}', but Hugging Face's *ForSequenceClassification "
+                       "classes classify [CLS] through the encoder's pooler",
+                       "train it with pooling: pooler (student.pooling or teacher.pooling), or use --format onnx")
+    out = Path(out) if out is not None else folder / "hf"
+    _check_out(out)
+    examples = examples if examples is not None else dev_examples(folder, list(model.specs))
+    model.tokenizer.model_max_length = model.max_length  # the tokenizer then truncates as mkd does
+    tasks: dict[str, Any] = {}
+    with atomic_dir(out) as tmp:
+        for task, spec in sorted(model.specs.items()):
+            hf_classifier(model, spec).save_pretrained(tmp / task)
+            model.tokenizer.save_pretrained(tmp / task)
+            reloaded = AutoModelForSequenceClassification.from_pretrained(tmp / task).eval()
+            diff = 0.0
+            with torch.no_grad():
+                for batch in check_batches(model, spec, examples.get(task) or probe_examples(spec)):
+                    want = model(task, batch).numpy()
+                    diff = max(diff, float(np.abs(reloaded(**batch).logits.numpy() - want).max()))
+            if diff > TOLERANCE:
+                raise _too_far("Hugging Face", task, diff)
+            tasks[task] = {"folder": task, "class": type(reloaded).__name__, "type": spec.type,
+                           "labels": list(spec.labels), "max_abs_diff": diff,
+                           "checked_on": "dev" if examples.get(task) else "probe texts"}
+        doc = {"format": "hf", "source": str(folder), "arch": model.arch, "tasks": tasks}
+        write_json(tmp / MANIFEST, doc)
+    return {**doc, "out": str(out)}
+
+
+def export(folder: str | Path, fmt: str, out: str | Path | None = None,
+           examples: dict[str, list[Example]] | None = None) -> dict[str, Any]:
+    if fmt not in FORMATS:
+        raise MkdError(f"unknown export format '{fmt}'", "use --format onnx or --format hf")
+    return (export_onnx if fmt == "onnx" else export_hf)(folder, out, examples)
+
+
+def read_export(out: str | Path) -> dict[str, Any] | None:
+    path = Path(out) / MANIFEST
+    try:
+        return read_json(path) if path.is_file() else None
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,129 @@
+"""`mkd predict`: labels and probabilities (classification) or scores (regression) for new texts.
+
+Any model folder serves: a multi-task student answers every task it has a head for. Inputs come from
+the command line (a pair as "first ||| second") or from a CSV/TSV/JSONL file whose columns are the
+task's text_fields, so a user can score the very files they trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mkd.errors import MkdError, did_you_mean
+from mkd.models.base import MkdModel, load_model
+from mkd.tasks.task import Example, TaskSpec
+
+PAIR_SEP = "|||"
+BATCH_SIZE = 64
+TEXT_WIDTH = 60
+
+
+def choose_task(model: MkdModel, task: str | None, folder: Path) -> TaskSpec:
+    """The named task, or the only one; a clear error for a missing or unknown name."""
+    if task is None:
+        if len(model.specs) == 1:
+            return next(iter(model.specs.values()))
+        raise MkdError(f"{folder} serves several tasks ({', '.join(sorted(model.specs))})", "choose one with --task")
+    if task not in model.specs:
+        raise MkdError(f"{folder} has no head for task '{task}'", did_you_mean(task, model.specs))
+    return model.specs[task]
+
+
+def from_texts(spec: TaskSpec, texts: Sequence[str]) -> list[Example]:
+    """Command-line texts; for a pair task each one is "first ||| second". "-" reads lines from stdin."""
+    if list(texts) == ["-"]:
+        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    out = []
+    for i, text in enumerate(texts):
+        if spec.is_pair:
+            first, sep, second = text.partition(PAIR_SEP)
+            if not sep:
+                raise MkdError(f"task {spec.name} takes pairs ({' and '.join(spec.text_fields)}), but text {i + 1} "
+                               f"has no '{PAIR_SEP}'", f'write it as "first {PAIR_SEP} second"')
+            out.append(Example(f"input:{i}", (first.strip(), second.strip())))
+        else:
+            out.append(Example(f"input:{i}", (text,)))
+    return out
+
+
+def from_file(spec: TaskSpec, raw_path: str) -> list[Example]:
+    """Rows of a CSV/TSV/JSONL file; the texts are the columns named by the task's text_fields."""
+    from mkd.tasks.files import _resolve, _rows
+
+    out = []
+    for i, (where, row) in enumerate(_rows(_resolve(raw_path))):
+        missing = [c for c in spec.text_fields if c not in row]
+        if missing:
+            raise MkdError(f"{where}: no column '{missing[0]}' (columns: {', '.join(map(str, row))})",
+                           f"task {spec.name} reads the column(s) {', '.join(spec.text_fields)}")
+        out.append(Example(f"input:{i}", tuple("" if row[c] is None else str(row[c]) for c in spec.text_fields)))
+    if not out:
+        raise MkdError(f"{raw_path} has no rows", "give a header line and at least one row")
+    return out
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def predict_examples(model: MkdModel, spec: TaskSpec, examples: Sequence[Example]) -> list[dict[str, Any]]:
+    """One record per example, in input order: texts and either label + probabilities, or score."""
+    from mkd.evaluate import predict
+
+    outputs = predict(model, spec.name, model.encode(spec, list(examples)), BATCH_SIZE)
+    rows: list[dict[str, Any]] = []
+    for example, out in zip(examples, outputs, strict=True):
+        row: dict[str, Any] = {"task": spec.name, "texts": dict(zip(spec.text_fields, example.texts, strict=True))}
+        if spec.type == "regression":
+            row["score"] = round(float(out[0]), 6)
+        else:
+            probs = _softmax(out.astype(np.float64))
+            best = int(probs.argmax())
+            row.update(label=spec.labels[best], probability=round(float(probs[best]), 6),
+                       probabilities={lab: round(float(p), 6) for lab, p in zip(spec.labels, probs, strict=True)})
+        rows.append(row)
+    return rows
+
+
+def _short(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def table_lines(spec: TaskSpec, rows: Sequence[dict[str, Any]]) -> list[str]:
+    """A plain aligned table: text(s), then label and probability (or score)."""
+    texts = [f" {PAIR_SEP} ".join(r["texts"].values()) for r in rows]
+    width = min(TEXT_WIDTH, max([len(" ".join(t.split())) for t in texts] + [4]))
+    if spec.type == "regression":
+        lines = [f"{'text':{width}s}  {'score':>10s}"]
+        lines += [f"{_short(t, width):{width}s}  {r['score']:10.4f}" for t, r in zip(texts, rows, strict=True)]
+        return lines
+    lab = max(len(x) for x in [*spec.labels, "label"])
+    lines = [f"{'text':{width}s}  {'label':{lab}s}  {'prob':>6s}"]
+    lines += [f"{_short(t, width):{width}s}  {r['label']:{lab}s}  {r['probability']:6.3f}"
+              for t, r in zip(texts, rows, strict=True)]
+    return lines
+
+
+def run_predict(folder: str | Path, task: str | None, texts: Sequence[str], file: str | None,
+                as_json: bool) -> list[str]:
+    """The output lines of `mkd predict`: a table, or one JSON object per input."""
+    folder = Path(folder)
+    if not texts and file is None:
+        raise MkdError("nothing to predict", "give texts, --file F.csv|F.jsonl, or '-' to read lines from stdin")
+    model = load_model(folder)
+    spec = choose_task(model, task, folder)
+    examples = (from_texts(spec, texts) if texts else []) + (from_file(spec, file) if file is not None else [])
+    if not examples:
+        raise MkdError("nothing to predict (no text was given)", "give texts, --file, or lines on stdin with '-'")
+    rows = predict_examples(model, spec, examples)
+    if as_json:
+        return [json.dumps(r, ensure_ascii=False) for r in rows]
+    return table_lines(spec, rows)
