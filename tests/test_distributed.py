@@ -90,7 +90,8 @@ def free_port() -> int:
 
 def run(folder: Path, *args: str, processes: int = 1) -> subprocess.CompletedProcess[str]:
     """`mkd ARGS -c recipe.yaml`, alone or under `accelerate launch` with a write-recording wrapper."""
-    env = {**environment(), "HF_HOME": str(folder / ".hf"), "MKD_WRITE_LOG": str(folder / "writes")}
+    env = {**environment(), "HF_HOME": str(folder / ".hf"), "MKD_WRITE_LOG": str(folder / "writes"),
+           "ACCELERATE_USE_CPU": "true"}  # CPU processes over gloo, even on a machine with GPUs
     probe = folder / "probe.py"
     probe.write_text(PROBE, encoding="utf-8")
     if processes == 1:

@@ -61,7 +61,8 @@ RUN = Path("runs") / "tiny"
 
 def environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ACCELERATE_", "WORLD_SIZE", "RANK"))}
-    return {**env, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return {**env, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+            "CUDA_VISIBLE_DEVICES": ""}  # the CPU, where the kernels are deterministic
 
 
 def command(*args: str) -> list[str]:
@@ -77,20 +78,23 @@ def mkd(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def kill_when(folder: Path, args: tuple[str, ...], ready: Callable[[], bool]) -> None:
     """Start `mkd ARGS`, SIGKILL it as soon as `ready()` holds; fail if it ended before that."""
-    proc = subprocess.Popen(command(*args), cwd=folder, env=environment(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    try:
-        while proc.poll() is None and time.monotonic() < deadline:
-            if ready():
+    log = folder / f"{args[0]}.stderr"
+    with open(log, "w") as err:  # a file, not a pipe: a full pipe would stall the process
+        proc = subprocess.Popen(command(*args), cwd=folder, env=environment(), stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + 300
+        try:
+            while proc.poll() is None and time.monotonic() < deadline:
+                if ready():
+                    proc.kill()
+                    break
+                time.sleep(0.002)
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
                 proc.kill()
-                break
-            time.sleep(0.002)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -9, f"mkd {args[0]} was not killed mid-run (exit {proc.returncode}): {err[-2000:]}"
+                proc.wait()
+    tail = log.read_text()[-2000:]
+    assert proc.returncode == -9, f"mkd {args[0]} was not killed mid-run (exit {proc.returncode}): {tail}"
 
 
 def logged_step(path: Path) -> int:
