@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint study study-demo clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,9 +21,16 @@ demo: $(STAMP)
 	$(BIN)/mkd run
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mkd fetch minilm-l6 glove-6b-50d spacy-en-md rt-snippets snli
 	$(BIN)/python -m pytest -q --timeout=900
+
+# The study of benchmarks/study/ (hours on 2 CPU cores; resumes where it stopped).
+study: $(STAMP)
+	$(BIN)/python benchmarks/study/study.py --scale full
+
+study-demo: $(STAMP)
+	$(BIN)/python benchmarks/study/study.py --scale demo --seeds 1
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

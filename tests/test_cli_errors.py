@@ -6,7 +6,6 @@ once in a module fixture and the tests only read their results.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import subprocess
@@ -184,19 +183,6 @@ def test_missing_glue_file(teach_runs):
 
 
 # --------------------------------------------------------------------------- the command itself
-
-
-def unbuilt_stages() -> list[str]:
-    from mkd import cli
-
-    return [s for s in STAGES if "_not_built(" in inspect.getsource(getattr(cli, s))]
-
-
-def test_stage_not_built_yet(tmp_path):
-    stages = unbuilt_stages()
-    if not stages:
-        pytest.skip("every stage is built")
-    assert_user_error(mkd(stages[-1], cwd=tmp_path), f"'mkd {stages[-1]}' is not built yet")
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ multi-task teacher labels every transfer set; students with the same tasks and a
 one run folder (one transfer set) and differ by `student.folder`. A finished row is not recomputed
 (each stage skips itself when unchanged), so the study resumes where it stopped.
 
-Results go to benchmarks/study/results-<scale>.json; `--write-md` renders the table into
-benchmarks/RESULTS.md's section for that scale.
+Results go to benchmarks/study/results-<scale>.json; `--table` prints them as a Markdown table
+(test metrics, mean ± standard deviation over seeds).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def rows(scale: str) -> list[Row]:
         Row("MKD-LSTM + fine-tuning", "mkd", ("finetune",), teach_from, "mkd-lstm", extra={"finetuned": True}),
         Row("MKD-Transformer (3 layers of MiniLM-L6)", "mkd", ("distill",),
             (*teach_from, "student.type=transformer", "student.init_from=minilm-l6", "student.init_layers=3",
-             "distill.train.lr=1e-4", "distill.train.batch_size=32"), "mkd-tf"),
+             "distill.train.lr=1e-4", "distill.train.batch_size=32", "distill.train.epochs=2"), "mkd-tf"),
         Row("Ablation: no augmentation", "mkd-noaug", ("augment", "label", "distill"),
             (*teach_from, "transfer.augment.enabled=false"), "mkd-lstm"),
         Row("Ablation: KL with T^2 (T=2)", "mkd", ("distill",), (*teach_from, "distill.loss=kl",
@@ -118,7 +118,11 @@ def main() -> None:
     ap.add_argument("--scale", choices=["demo", "full"], default="full")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--rows", nargs="*", help="substrings of row names to run (default: all)")
+    ap.add_argument("--table", action="store_true", help="only print the Markdown table of stored results")
     args = ap.parse_args()
+    if args.table:
+        print(table(args.scale))
+        return
     base = args.scale
     log = ROOT / f"runs/study-{args.scale}/study.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -154,6 +158,23 @@ def summarize(entry: dict) -> dict:
         vals = [s[t] for s in per_seed if t in s]
         out[t] = (statistics.mean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0)
     return out
+
+
+def table(scale: str) -> str:
+    """The stored results as a Markdown table (test metrics: mean ± std over seeds)."""
+    results = json.loads((ROOT / f"benchmarks/study/results-{scale}.json").read_text())
+    lines = ["| row | " + " | ".join(TASKS) + " | macro | params (no emb.) | seeds | train s |",
+             "|---|" + "---|" * (len(TASKS) + 4)]
+    for name, entry in results.items():
+        stats = summarize(entry)
+        cells = [f"{stats[t][0]:.2f} ± {stats[t][1]:.2f}" if t in stats else "-" for t in TASKS]
+        macro = statistics.mean(stats[t][0] for t in stats) if stats else float("nan")
+        first = next(iter(entry["seeds"].values()))
+        p = first["models"][0]["parameters"]
+        secs = [m.get("train_seconds") or 0 for m in first["models"]]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {macro:.2f} | {p['total'] / 1e6:.2f}M "
+                     f"({p['without_embeddings'] / 1e6:.2f}M) | {len(entry['seeds'])} | {sum(secs):.0f} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
