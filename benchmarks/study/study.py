@@ -67,6 +67,8 @@ def rows(scale: str) -> list[Row]:
         Row("MKD-Transformer (3 layers of MiniLM-L6)", "mkd", ("distill",),
             (*teach_from, "student.type=transformer", "student.init_from=minilm-l6", "student.init_layers=3",
              "distill.train.lr=1e-4", "distill.train.batch_size=32", "distill.train.epochs=2"), "mkd-tf"),
+        Row("Gap: MKD-LSTM wider (hidden 300) and longer (8 epochs)", "mkd", ("distill",),
+            (*teach_from, "student.hidden_size=300", "distill.train.epochs=8"), "mkd-lstm-wide"),
         Row("Ablation: no augmentation", "mkd-noaug", ("augment", "label", "distill"),
             (*teach_from, "transfer.augment.enabled=false"), "mkd-lstm"),
         Row("Ablation: KL with T^2 (T=2)", "mkd", ("distill",), (*teach_from, "distill.loss=kl",

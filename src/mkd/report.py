@@ -41,6 +41,7 @@ def _curves(run: Path, summary: dict[str, Any]) -> dict[str, list[tuple[int, flo
 
 def _figures(run: Path, summary: dict[str, Any]) -> dict[str, str]:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -67,6 +68,7 @@ def _figures(run: Path, summary: dict[str, Any]) -> dict[str, str]:
             ax.scatter(m["examples_per_s"], m["macro"], s=40)
             ax.annotate(name, (m["examples_per_s"], m["macro"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # only decades: minor labels overlap
         ax.set_xlabel(f"CPU examples/s (batch {summary.get('batch_size_for_speed')}, tokenization included)")
         ax.set_ylabel("test macro score")
         ax.set_title("Quality against speed")
