@@ -37,8 +37,12 @@ class Row:
     extra: dict = field(default_factory=dict)
 
 
-def _single(task: str) -> tuple[str, ...]:
-    return (f"tasks=[{task}]",)
+def _single(task: str, scale: str) -> tuple[str, ...]:
+    """Keep only `task`, with the base recipe's settings for it (sizes stay those of the scale)."""
+    from mkd.config import load_recipe
+
+    entry = load_recipe(scale).task(task).model_dump(exclude_defaults=True)
+    return (f"tasks=[{json.dumps(entry)}]",)
 
 
 def rows(scale: str) -> list[Row]:
@@ -49,10 +53,10 @@ def rows(scale: str) -> list[Row]:
         Row("Teacher MiniLM-L6 (multi-task)", "mkd", ("teach",), folder="teacher", seeded=False, kind="teacher"),
     ]
     for t in TASKS:
-        out.append(Row(f"Teacher MiniLM-L6 ({t} only)", f"teacher-{t}", ("teach",), _single(t), "teacher",
+        out.append(Row(f"Teacher MiniLM-L6 ({t} only)", f"teacher-{t}", ("teach",), _single(t, scale), "teacher",
                        seeded=False, kind="teacher"))
     for t in TASKS:
-        single = (*_single(t), f"transfer.teachers.{t}={mt_teacher}")
+        single = (*_single(t, scale), f"transfer.teachers.{t}={mt_teacher}")
         out += [
             Row(f"BiLSTM, no distillation ({t})", f"nodistill-{t}", ("augment", "label", "distill"),
                 (*single, "transfer.augment.enabled=false", "distill.alpha=1.0", "student.type=bilstm"), "bilstm"),
