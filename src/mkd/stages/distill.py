@@ -42,7 +42,7 @@ def _label_fingerprint(run: Path, task: str) -> str:
     return str(read_json(path).get("label_fingerprint") or "")
 
 
-def _transfer(run: Path, model: MkdModel, tasks: dict[str, TaskData], labelled: dict) -> dict[str, EncodedSplit]:
+def _transfer(model: MkdModel, tasks: dict[str, TaskData], labelled: dict) -> dict[str, EncodedSplit]:
     """The labelled transfer set of each task, encoded for `model` (teacher logits as targets)."""
     return {t: model.encode(tasks[t].spec, examples, targets) for t, (examples, targets) in labelled.items()}
 
@@ -110,7 +110,7 @@ def distill(recipe: Recipe, resume: bool = False, force: bool = False) -> Path:
     teacher = run / "teacher" if (run / "teacher").is_dir() else None
     seed_everything(student_seed(recipe))  # random embeddings and initial weights: the same in every run
     model = build_student(recipe.student, {t: tasks[t].spec for t in names}, texts, teacher, recipe.fetch_missing)
-    train = _transfer(run, model, tasks, labelled)
+    train = _transfer(model, tasks, labelled)
     counts = model.count_parameters()
     say(f"distill: {recipe.student.type} ({counts['total']:,} parameters, {counts['without_embeddings']:,} "
         "without embeddings) on " + ", ".join(f"{t} ({len(train[t])} transfer)" for t in names))
@@ -145,7 +145,7 @@ def finetune(recipe: Recipe, resume: bool = False, force: bool = False) -> list[
         started = time.time()
         tasks = tasks or load_recipe_tasks(recipe)
         model = load_model(student, tasks=targets)
-        train = _transfer(run, model, tasks, _read(run, [t]))
+        train = _transfer(model, tasks, _read(run, [t]))
         loss = distillation_loss(recipe.distill.loss, recipe.distill.temperature, cfg.alpha)
         _train_and_save(recipe, model, tasks, train, loss, cfg.train, out, "finetune", fingerprint, resume, started)
         outs.append(out)
