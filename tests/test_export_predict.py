@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,45 +22,35 @@ from mkd.models.base import load_model
 from mkd.models.students import build_student
 from mkd.models.teacher import TeacherModel
 from mkd.tasks.task import Example
-from tests.tinyfix import SPECS, WORDS, make_examples, write_tiny_bert
+from tests.tinyfix import SPECS, WORDS, make_examples, run_cli
 
 KINDS = ["bilstm_attn", "bilstm", "transformer", "teacher"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory):
-    return write_tiny_bert(tmp_path_factory.mktemp("tinybert"), hidden=16)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _texts() -> list[str]:
     return [t for s in SPECS.values() for e in make_examples(s, 60, 0) for t in e.texts]
 
 
-def make_model(kind: str, bert_dir: Path, folder: Path, pooling: str = "mean") -> Path:
+def make_model(kind: str, small_bert_dir: Path, folder: Path, pooling: str = "mean") -> Path:
     """A tiny random model of `kind` with a head for each of SPECS (single, pair, regression), saved."""
     torch.manual_seed(0)
     if kind == "teacher":
-        model = TeacherModel.from_pretrained(str(bert_dir), SPECS, max_length=32, pooling=pooling)
+        model = TeacherModel.from_pretrained(str(small_bert_dir), SPECS, max_length=32, pooling=pooling)
     else:
         cfg = StudentConfig(type=kind, embeddings="random", embedding_dim=16, hidden_size=16, num_heads=2,
                             max_length=32, pooling=pooling)
-        model = build_student(cfg, SPECS, _texts(), bert_dir)
+        model = build_student(cfg, SPECS, _texts(), small_bert_dir)
     model.save(folder)
     return folder
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, bert_dir) -> dict[str, Path]:
+def models(tmp_path_factory, small_bert_dir) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("models")
-    return {kind: make_model(kind, bert_dir, root / kind) for kind in KINDS}
+    return {kind: make_model(kind, small_bert_dir, root / kind) for kind in KINDS}
 
 
 def _long_examples(spec, n: int, seed: int) -> list[Example]:
@@ -100,10 +89,10 @@ def test_onnx_export_matches_pytorch_at_other_batch_sizes_and_lengths(kind, mode
 
 
 @pytest.mark.parametrize("kind", ["transformer", "teacher"])
-def test_hf_export_loads_without_mkd_and_gives_the_same_logits(kind, bert_dir, tmp_path):
+def test_hf_export_loads_without_mkd_and_gives_the_same_logits(kind, small_bert_dir, tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    folder = make_model(kind, bert_dir, tmp_path / "model", pooling="pooler")
+    folder = make_model(kind, small_bert_dir, tmp_path / "model", pooling="pooler")
     export_hf(folder)  # default place: <folder>/hf/<task>/
     model = load_model(folder)
     for task, spec in SPECS.items():
@@ -138,19 +127,6 @@ def test_hf_export_refuses_what_no_hf_class_computes(models, tmp_path):
 
 
 # ---- mkd predict, in process (the CLI's own error handling included) -------------------------------
-def mkd(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    from mkd import cli
-
-    monkeypatch.setattr(sys, "argv", ["mkd", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _json_rows(out: str) -> list[dict]:
     return [json.loads(line) for line in out.splitlines()]
 
@@ -159,7 +135,7 @@ def test_predict_texts_pairs_and_files(models, tmp_path, monkeypatch, capsys):
     folder = str(models["bilstm_attn"])
     model = load_model(folder)
     texts = ["good movie very good", "bad plot", "the actor is not bad"]
-    code, out, _ = mkd(monkeypatch, capsys, "predict", "--model", folder, "--task", "sent", "--json", *texts)
+    code, out, _ = run_cli(monkeypatch, capsys, "predict", "--model", folder, "--task", "sent", "--json", *texts)
     assert code == 0
     rows = _json_rows(out)
     logits = predict(model, "sent", model.encode(SPECS["sent"], [Example(str(i), (t,)) for i, t in enumerate(texts)]))
@@ -168,12 +144,12 @@ def test_predict_texts_pairs_and_files(models, tmp_path, monkeypatch, capsys):
         assert row["texts"] == {"text": text} and row["label"] == SPECS["sent"].labels[int(p.argmax())]
         assert row["probability"] == pytest.approx(p.max(), abs=1e-5)
         assert sum(row["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
-    code, out, _ = mkd(monkeypatch, capsys, "predict", "--model", folder, "--task", "sent", *texts)
+    code, out, _ = run_cli(monkeypatch, capsys, "predict", "--model", folder, "--task", "sent", *texts)
     lines = out.splitlines()
     assert code == 0 and len(lines) == 4 and lines[0].split() == ["text", "label", "prob"]
     assert all(line.split()[-2] in ("neg", "pos") for line in lines[1:])
 
-    code, out, _ = mkd(monkeypatch, capsys, "predict", "--model", folder, "--task", "nli", "--json",
+    code, out, _ = run_cli(monkeypatch, capsys, "predict", "--model", folder, "--task", "nli", "--json",
                        "a cat sits ||| yes the cat sits")
     assert code == 0 and _json_rows(out)[0]["texts"] == {"a": "a cat sits", "b": "yes the cat sits"}
     pairs = tmp_path / "pairs.csv"
@@ -182,11 +158,11 @@ def test_predict_texts_pairs_and_files(models, tmp_path, monkeypatch, capsys):
         w.writerow(["b", "a", "label"])
         for e in make_examples(SPECS["nli"], 4, 0):
             w.writerow([e.texts[1], e.texts[0], "yes"])
-    code, out, _ = mkd(monkeypatch, capsys, "predict", "--model", folder, "--task", "nli", "--file", str(pairs))
+    code, out, _ = run_cli(monkeypatch, capsys, "predict", "--model", folder, "--task", "nli", "--file", str(pairs))
     assert code == 0 and len(out.splitlines()) == 5 and "|||" in out.splitlines()[1]
     scores = tmp_path / "scores.jsonl"
     scores.write_text("\n".join(json.dumps({"text": e.texts[0]}) for e in make_examples(SPECS["score"], 3, 0)))
-    code, out, _ = mkd(monkeypatch, capsys, "predict", "--model", folder, "--task", "score", "--json",
+    code, out, _ = run_cli(monkeypatch, capsys, "predict", "--model", folder, "--task", "score", "--json",
                        "--file", str(scores))
     assert code == 0 and all(set(r) == {"task", "texts", "score"} for r in _json_rows(out))
 
@@ -202,7 +178,7 @@ def test_predict_texts_pairs_and_files(models, tmp_path, monkeypatch, capsys):
 def test_predict_bad_inputs_exit_2_with_one_line(args, needle, models, tmp_path, monkeypatch, capsys):
     (tmp_path / "one.csv").write_text("a,label\nx,yes\n", encoding="utf-8")
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    code, out, err = mkd(monkeypatch, capsys, "predict", "--model", str(models["bilstm"]), *args)
+    code, out, err = run_cli(monkeypatch, capsys, "predict", "--model", str(models["bilstm"]), *args)
     assert code == 2 and out == "" and len(err.splitlines()) == 1 and err.startswith("error: ")
     assert needle in err
 
@@ -212,12 +188,13 @@ def test_missing_model_and_bad_format_exit_2(models, tmp_path, monkeypatch, caps
                          (["export", "--model", str(tmp_path / "nope")], "does not exist"),
                          (["export", "--model", str(models["bilstm"]), "--format", "tflite"], "unknown export format"),
                          (["export", "--model", str(models["bilstm"]), "--format", "hf"], "no Hugging Face class")):
-        code, _, err = mkd(monkeypatch, capsys, *args)
+        code, _, err = run_cli(monkeypatch, capsys, *args)
         assert code == 2 and len(err.splitlines()) == 1 and needle in err, err
 
 
 def test_export_command_writes_onnx_beside_the_model(models, tmp_path, monkeypatch, capsys):
-    code, out, err = mkd(monkeypatch, capsys, "export", "--model", str(models["bilstm"]), "--out", str(tmp_path / "x"))
+    code, out, err = run_cli(monkeypatch, capsys, "export", "--model", str(models["bilstm"]),
+                             "--out", str(tmp_path / "x"))
     assert code == 0 and out.strip() == str(tmp_path / "x")
     assert sorted(p.name for p in (tmp_path / "x").glob("*.onnx")) == sorted(f"{t}.onnx" for t in SPECS)
     assert err.count("export: ") == len(SPECS) and "[W" not in err  # the exporter's C++ chatter is hidden

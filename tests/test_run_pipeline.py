@@ -12,39 +12,19 @@ import json
 import re
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from mkd.io import read_json
-from tests.tinyfix import SPECS, make_examples, write_tiny_bert
+from tests.tinyfix import SPECS, make_examples, run_cli, write_tiny_bert
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("teach", "augment", "label", "distill", "bench")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def mkd(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    from mkd import cli
-
-    monkeypatch.setattr(sys, "argv", ["mkd", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _write_csv(path: Path, spec, n: int, seed: int) -> str:
@@ -115,7 +95,7 @@ def test_run_end_to_end_caches_reruns_what_changed_and_serves(tmp_path, monkeypa
     recipe = str(write_recipe(tmp_path, bert_dir))
     run = tmp_path / "runs" / "tiny"
 
-    code, _, err = mkd(monkeypatch, capsys, "run", "-c", recipe)
+    code, _, err = run_cli(monkeypatch, capsys, "run", "-c", recipe)
     assert code == 0, err
     summary = read_json(run / "summary.json")
     html = (run / "report.html").read_text(encoding="utf-8")
@@ -132,13 +112,13 @@ def test_run_end_to_end_caches_reruns_what_changed_and_serves(tmp_path, monkeypa
     assert all(bench["tasks"][t][m]["onnxruntime"]["batch_8"]["examples_per_s"] > 0
                for t in ("sent", "nli") for m in ("teacher", "student"))
 
-    code, _, err = mkd(monkeypatch, capsys, "run", "-c", recipe)
+    code, _, err = run_cli(monkeypatch, capsys, "run", "-c", recipe)
     lines = _stage_lines(err)
     assert code == 0 and all(lines[s].startswith("unchanged") for s in STAGES), lines
     teacher_stamp = (run / "teacher" / "model.safetensors").stat().st_mtime_ns
     student_fp = read_json(run / "student" / "stage.json")["fingerprint"]
 
-    code, _, err = mkd(monkeypatch, capsys, "run", "-c", recipe, "--set", "distill.train.max_steps=4")
+    code, _, err = run_cli(monkeypatch, capsys, "run", "-c", recipe, "--set", "distill.train.max_steps=4")
     lines = _stage_lines(err)
     assert code == 0 and all(lines[s].startswith("unchanged") for s in ("teach", "augment", "label")), lines
     assert lines["distill"].startswith("wrote") and not lines["bench"].startswith("unchanged"), lines
@@ -148,19 +128,19 @@ def test_run_end_to_end_caches_reruns_what_changed_and_serves(tmp_path, monkeypa
 
     (run / "report.html").unlink()
     (run / "report.md").unlink()
-    code, out, _ = mkd(monkeypatch, capsys, "report", str(run))
+    code, out, _ = run_cli(monkeypatch, capsys, "report", str(run))
     macro = read_json(run / "student" / "metrics.json")["macro"]
     assert code == 0 and out.strip() == str(run / "report.html")
     assert f"<td>{macro:.2f}</td>" in (run / "report.html").read_text(encoding="utf-8")
     assert f"| {macro:.2f} |" in (run / "report.md").read_text(encoding="utf-8")
 
     # serve the result: an ONNX export beside the student is what the next benchmark measures
-    code, _, err = mkd(monkeypatch, capsys, "export", "--model", str(run / "student"))
+    code, _, err = run_cli(monkeypatch, capsys, "export", "--model", str(run / "student"))
     assert code == 0 and "max |diff| vs PyTorch" in err and "on dev" in err
-    code, _, err = mkd(monkeypatch, capsys, "bench", "-c", recipe, "--set", "distill.train.max_steps=4")
+    code, _, err = run_cli(monkeypatch, capsys, "bench", "-c", recipe, "--set", "distill.train.max_steps=4")
     graph = read_json(run / "bench" / "bench.json")["tasks"]["nli"]["student"]["onnxruntime"]["graph"]
     assert code == 0 and graph == str(run / "student" / "onnx" / "nli.onnx")
-    code, out, _ = mkd(monkeypatch, capsys, "predict", "--model", str(run / "student"), "--task", "nli", "--json",
+    code, out, _ = run_cli(monkeypatch, capsys, "predict", "--model", str(run / "student"), "--task", "nli", "--json",
                        "a cat sits ||| maybe a dog")
     assert code == 0 and json.loads(out)["label"] in SPECS["nli"].labels
 

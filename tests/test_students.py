@@ -23,35 +23,23 @@ SHARED = {"bilstm": ["embedding.", "encoder."],
           "transformer": ["encoder.embeddings.word_embeddings.", "encoder.encoder.layer.0."]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine OpenMP spinning makes an LSTM step
-    hundreds of times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory):
-    return write_tiny_bert(tmp_path_factory.mktemp("tinybert"), hidden=16)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def texts() -> list[str]:
     return [t for s in SPECS.values() for e in make_examples(s, 60, 0) for t in e.texts]
 
 
-def make(kind: str, bert_dir, dropout: float = 0.1, **kw):
+def make(kind: str, small_bert_dir, dropout: float = 0.1, **kw):
     torch.manual_seed(0)
     base = dict(type=kind, embeddings="random", embedding_dim=16, hidden_size=16, num_heads=2, dropout=dropout,
                 max_length=32)
-    return build_student(StudentConfig(**{**base, **kw}), SPECS, texts(), bert_dir)
+    return build_student(StudentConfig(**{**base, **kw}), SPECS, texts(), small_bert_dir)
 
 
 @pytest.mark.parametrize("kind", STUDENTS)
-def test_every_task_gets_its_shape_of_logits(kind, bert_dir):
-    model = make(kind, bert_dir).eval()
+def test_every_task_gets_its_shape_of_logits(kind, small_bert_dir):
+    model = make(kind, small_bert_dir).eval()
     for task, spec in SPECS.items():
         data = model.encode(spec, make_examples(spec, 6, 1))
         if kind != "transformer":
@@ -60,8 +48,8 @@ def test_every_task_gets_its_shape_of_logits(kind, bert_dir):
 
 
 @pytest.mark.parametrize("kind", STUDENTS)
-def test_padding_never_changes_a_prediction(kind, bert_dir):
-    model = make(kind, bert_dir).eval()
+def test_padding_never_changes_a_prediction(kind, small_bert_dir):
+    model = make(kind, small_bert_dir).eval()
     long_text = " ".join(WORDS * 2)
     for task, spec in SPECS.items():
         examples = make_examples(spec, 5, 3)
@@ -76,8 +64,8 @@ def test_padding_never_changes_a_prediction(kind, bert_dir):
 
 
 @pytest.mark.parametrize("kind", STUDENTS)
-def test_every_head_trains_the_shared_layers_and_only_its_own_head(kind, bert_dir):
-    model = make(kind, bert_dir)
+def test_every_head_trains_the_shared_layers_and_only_its_own_head(kind, small_bert_dir):
+    model = make(kind, small_bert_dir)
     for task, spec in SPECS.items():
         model.zero_grad(set_to_none=True)
         data = model.encode(spec, make_examples(spec, 8, 1))
@@ -103,8 +91,8 @@ def random_teacher(spec, examples, seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.parametrize("kind", STUDENTS)
-def test_distillation_drives_the_students_logits_to_the_teachers(kind, bert_dir):
-    model = make(kind, bert_dir, dropout=0.0, hidden_size=32)
+def test_distillation_drives_the_students_logits_to_the_teachers(kind, small_bert_dir):
+    model = make(kind, small_bert_dir, dropout=0.0, hidden_size=32)
     loss_fn = distillation_loss("mse")
     data = {}
     for task, spec in SPECS.items():
@@ -128,8 +116,8 @@ def test_distillation_drives_the_students_logits_to_the_teachers(kind, bert_dir)
 
 
 @pytest.mark.parametrize("kind", STUDENTS)
-def test_save_then_load_gives_identical_outputs(kind, bert_dir, tmp_path):
-    model = make(kind, bert_dir, freeze_embeddings=True)
+def test_save_then_load_gives_identical_outputs(kind, small_bert_dir, tmp_path):
+    model = make(kind, small_bert_dir, freeze_embeddings=True)
     model.save(tmp_path / "student")
     loaded = load_model(tmp_path / "student", tasks=list(SPECS))
     assert type(loaded) is type(model) and loaded.settings() == model.settings()
@@ -141,8 +129,8 @@ def test_save_then_load_gives_identical_outputs(kind, bert_dir, tmp_path):
         assert not loaded.embedding.weight.requires_grad
 
 
-def test_a_vocabulary_that_does_not_fit_the_weights_is_refused(bert_dir, tmp_path):
-    make("bilstm", bert_dir).save(tmp_path / "s")
+def test_a_vocabulary_that_does_not_fit_the_weights_is_refused(small_bert_dir, tmp_path):
+    make("bilstm", small_bert_dir).save(tmp_path / "s")
     with open(tmp_path / "s" / "vocab.txt", "a", encoding="utf-8") as f:
         f.write("extra\n")
     with pytest.raises(MkdError, match=r"vocabulary .* does not match its embedding matrix"):
@@ -164,15 +152,15 @@ def test_transformer_from_the_first_layers_copies_them_exactly(tmp_path):
         build_student(StudentConfig(type="transformer", init_from=str(folder), init_layers=3), SPECS, [], None)
 
 
-def test_lstm_on_the_teachers_wordpiece_embeddings(bert_dir, tmp_path):
+def test_lstm_on_the_teachers_wordpiece_embeddings(small_bert_dir, tmp_path):
     from transformers import BertModel
 
-    model = make("bilstm_attn", bert_dir, embeddings="teacher")
+    model = make("bilstm_attn", small_bert_dir, embeddings="teacher")
     model.save(tmp_path / "s")
     loaded = load_model(tmp_path / "s")
     data = loaded.encode(SPECS["nli"], make_examples(SPECS["nli"], 10, 1))
     assert np.array_equal(predict(model, "nli", data), predict(loaded, "nli", data))
-    table = BertModel.from_pretrained(bert_dir).embeddings.word_embeddings.weight
+    table = BertModel.from_pretrained(small_bert_dir).embeddings.word_embeddings.weight
     assert torch.equal(model.embedding.weight[1:], table[1:]) and model.embedding.weight[0].abs().sum() == 0
     ids = model.encode(SPECS["sent"], [Example("x", ("good [MASK] movie",))]).features["input_ids"][0]
     vocab = model.tokens.tokenizer.get_vocab()

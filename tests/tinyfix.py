@@ -60,3 +60,19 @@ def make_examples(spec: TaskSpec, n: int, seed: int) -> list[Example]:
             rng.shuffle(words)
             out.append(Example(f"score:{seed}:{i}", (" ".join(words),), float(k)))
     return out
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """`mkd ARGS` in this process, through the CLI's own error handling: (exit code, stdout, stderr)."""
+    import sys
+
+    from mkd import cli
+
+    monkeypatch.setattr(sys, "argv", ["mkd", *args])
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -34,10 +34,6 @@ class EncodedSplit:
     def __len__(self) -> int:
         return len(self.ids)
 
-    @property
-    def has_labels(self) -> bool:
-        return self.labels is not None and all(label is not None for label in self.labels)
-
     def collate(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         batch: dict[str, torch.Tensor] = {}
         for name, seqs in self.features.items():
