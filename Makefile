@@ -25,15 +25,18 @@ test: $(STAMP)
 	$(BIN)/mkd fetch minilm-l6 glove-6b-50d spacy-en-md rt-snippets snli
 	$(BIN)/python -m pytest -q --timeout=900
 
-# The study of benchmarks/study/ (hours on 2 CPU cores; resumes where it stopped).
+# The study of benchmarks/study/ (hours on 2 CPU cores; resumes where it stopped): every row, then
+# one interleaved `mkd bench` over all its models, the table and the figures.
+STUDY_SCALE ?= full
 study: $(STAMP)
-	$(BIN)/python benchmarks/study/study.py --scale full
+	$(BIN)/python benchmarks/study/study.py --scale $(STUDY_SCALE)
+	$(BIN)/python benchmarks/study/study.py --scale $(STUDY_SCALE) --bench --table --plot benchmarks/study/figures-$(STUDY_SCALE)
 
-study-demo: $(STAMP)
-	$(BIN)/python benchmarks/study/study.py --scale demo --seeds 1
+study-demo:
+	$(MAKE) study STUDY_SCALE=demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

@@ -237,7 +237,7 @@ def test_distill_killed_at_a_random_step_resumes_to_identical_weights(labelled, 
     mkd(reference, "distill")
     folder = copy_project(labelled, tmp_path / "p")
     k = random.randint(4, STEPS - 8)
-    kill_when(folder, ("distill",), lambda: logged_step(folder / RUN / ".work/distill/train_log.csv") >= k)
+    kill_when(folder, ("distill",), lambda: logged_step(folder / RUN / ".work/distill-student/train_log.csv") >= k)
     check_run_folder(folder / RUN, scratch_csv=False)
     assert not (folder / RUN / "student").exists()
     result = mkd(folder, "distill", "--resume")

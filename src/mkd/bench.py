@@ -125,3 +125,54 @@ def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[E
         if name in graphs:
             result[name][ORT] = {**measured.get(f"{name}@{ORT}", {}), **graphs[name]}
     return result
+
+
+def bench_models(folders: Sequence[Path], batch_sizes: Sequence[int] | None = None, rounds: int | None = None,
+                 examples: int | None = None) -> dict[str, Any]:
+    """`mkd bench --model DIR ...`: measure given model folders (interleaved) on the dev texts of
+    their tasks, read from each folder's own recipe.yaml; each folder gets its figures in bench.json."""
+    from mkd.config import load_recipe
+    from mkd.errors import MkdError
+    from mkd.io import write_json
+    from mkd.models.base import read_meta
+    from mkd.tasks import load_task
+
+    folders = [Path(f) for f in folders]
+    names = {f"{f.parent.name}/{f.name}" if f.parent.name else f.name: f for f in folders}
+    if len(names) != len(folders):
+        raise MkdError("the same model folder was given twice", "give each --model once")
+    task_of: dict[str, list[str]] = {}
+    recipes = {}
+    for name, folder in names.items():
+        meta = read_meta(folder)
+        if not (folder / "recipe.yaml").is_file():
+            raise MkdError(f"{folder} holds no recipe.yaml to find its data", "benchmark a folder made by mkd")
+        recipes[name] = load_recipe(folder / "recipe.yaml")
+        for t in meta["tasks"]:
+            task_of.setdefault(t, []).append(name)
+    cfg = next(iter(recipes.values())).bench
+    batch_sizes = list(batch_sizes or cfg.batch_sizes)
+    rounds = rounds or cfg.rounds
+    examples = examples or cfg.examples
+    per_model: dict[str, dict[str, Any]] = {n: {} for n in names}
+    for task, users in task_of.items():
+        recipe = recipes[users[0]]
+        data = load_task(recipe.task(task), recipe.seed, recipe.fetch_missing)
+        texts = data.split("dev")[:examples]
+        measured = bench_folders({n: names[n] for n in users}, task, texts, batch_sizes, rounds)
+        for n in users:
+            per_model[n][task] = measured[n]
+    from mkd.stages.pipeline import machine
+
+    for name, folder in names.items():
+        write_json(folder / "bench.json", {"machine": machine(), "batch_sizes": batch_sizes, "rounds": rounds,
+                                           "examples": examples, "tasks": per_model[name]})
+    return per_model
+
+
+def mean_speed(figures: dict[str, Any], batch_size: int, runtime: str = "torch") -> float | None:
+    """Examples/s at `batch_size`, averaged over the tasks of one model's figures."""
+    key = f"batch_{batch_size}"
+    vals = [(f.get(ORT, {}) if runtime == ORT else f).get(key, {}).get("examples_per_s") for f in figures.values()]
+    vals = [v for v in vals if v]
+    return round(sum(vals) / len(vals), 1) if vals else None

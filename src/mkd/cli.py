@@ -138,14 +138,36 @@ def evaluate(
     evaluate_folder(model, split, recipe, overrides)
 
 
+BenchModelOpt = Annotated[list[Path] | None, typer.Option(
+    "--model", help="benchmark just these model folders (repeatable); figures go to DIR/bench.json")]
+
+
 @app.command()
-def bench(recipe: RecipeOpt = None, overrides: SetOpt = None) -> None:
+def bench(recipe: RecipeOpt = None, overrides: SetOpt = None, models: BenchModelOpt = None) -> None:
     """CPU throughput and latency of the teacher and every student of the run (PyTorch and ONNX Runtime)."""
     from mkd.stages.pipeline import bench_stage, print_table, summarize
 
+    if models:
+        _bench_models(models, recipe, overrides)
+        return
     r = _recipe(recipe, overrides)
     bench_stage(r, force=True)
     print_table(summarize(r))
+
+
+def _bench_models(models: list[Path], recipe: str | None, overrides: list[str] | None) -> None:
+    from mkd.bench import ORT, bench_models, mean_speed
+    from mkd.stages.common import say
+
+    if recipe or overrides:
+        raise MkdError("--model takes its settings from each folder's recipe", "drop -c/--set, or drop --model")
+    result = bench_models(models)
+    sizes = sorted({int(k.split("_")[1]) for f in result.values() for t in f.values() for k in t if k[:6] == "batch_"})
+    small, big = sizes[0], sizes[-1]
+    say(f"{'model':32s} {f'ex/s b={small}':>9s} {f'ex/s b={big}':>9s} {f'ORT b={big}':>9s}")
+    for name, figures in result.items():
+        cells = [mean_speed(figures, small), mean_speed(figures, big), mean_speed(figures, big, ORT)]
+        say(f"{name:32s} " + " ".join(f"{c:9.0f}" if c else f"{'-':>9s}" for c in cells))
 
 
 ModelOpt = Annotated[Path, typer.Option("--model", help="a model folder (teacher or student)")]

@@ -60,7 +60,9 @@ def _train_and_save(recipe: Recipe, model: MkdModel, tasks: dict[str, TaskData],
     specs = {t: tasks[t].spec for t in train}
     dev = {t: model.encode(specs[t], tasks[t].split("dev")) for t in train}
     claim_run(recipe)
-    work = work_dir(run, f"{stage}-{out.name}" if stage == "finetune" else stage, resume)
+    # one scratch folder per output folder, so students of one run can train side by side
+    parts = out.relative_to(run).parts if out.is_relative_to(run) else (out.name,)
+    work = work_dir(run, "-".join((stage, *parts)), resume)
     result = fit(model, specs, train, dev, loss, cfg, work, student_seed(recipe), fingerprint, resume,
                  f"{stage} {out.name}")
     per_split = {"dev": evaluate_tasks(model, specs, dev, cfg.eval_batch_size)}
