@@ -25,7 +25,7 @@ def test_every_row_is_a_valid_recipe(scale, tmp_path):
     assert len({(r.run, r.folder, r.stages) for r in rows}) == len(rows)
     for row in rows:
         recipe = load_recipe(base_name, study.row_sets(scale, tmp_path, row, 1))
-        assert recipe.name == row.run and recipe.output_dir == str(tmp_path)
+        assert recipe.name == row.run and Path(recipe.output_dir).resolve() == tmp_path.resolve()
         if row.seeded:
             assert recipe.student.folder == f"{row.folder}-s1" and recipe.distill.seed == 1
         if row.run.startswith(("single-", "nodistill-", "teacher-")):

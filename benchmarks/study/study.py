@@ -84,6 +84,13 @@ class Row:
     extra: dict = field(default_factory=dict)
 
 
+def _short(path: Path) -> Path:
+    """Paths under the repository relative to it (mkd runs there), so recipes do not depend on where
+    the checkout lives."""
+    path = path.resolve()
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def _single(task: str, scale: Scale) -> tuple[str, ...]:
     """Keep only `task`, with the scale's settings for it (its sizes stay those of the scale)."""
     from mkd.config import load_recipe
@@ -98,7 +105,7 @@ def rows(scale: str, runs: Path | None = None) -> list[Row]:
 
     s = SCALES[scale]
     runs = runs or ROOT / f"runs/study-{scale}"
-    mt_teacher = runs / "mkd" / "teacher"
+    mt_teacher = _short(runs / "mkd" / "teacher")
     teach_from = tuple(f"transfer.teachers.{t}={mt_teacher}" for t in TASKS)
     mkd_student = (*teach_from, *s.student)
 
@@ -144,7 +151,7 @@ def rows(scale: str, runs: Path | None = None) -> list[Row]:
 
 
 def row_sets(scale: str, runs: Path, row: Row, seed: int | None) -> list[str]:
-    sets = [f"name={row.run}", f"output_dir={runs}", *SCALES[scale].extra, *row.sets]
+    sets = [f"name={row.run}", f"output_dir={_short(runs)}", *SCALES[scale].extra, *row.sets]
     if row.seeded:
         folder = row.folder if seed is None else f"{row.folder}-s{seed}"
         sets += [f"student.folder={folder}"] + ([f"distill.seed={seed}"] if seed is not None else [])
