@@ -43,6 +43,7 @@ class Scale:
     finetune: tuple[str, ...] = ()
     longer: tuple[str, ...] = ()  # the gap row: twice the distillation budget
     ablation_seeds: int | None = None  # ablation rows run only the first n seeds (None: all)
+    row_seeds: dict[str, int] = field(default_factory=dict)  # row-name prefix -> only the first n seeds
     extra: tuple[str, ...] = ()  # every row (the tiny scale's sizes)
 
 
@@ -51,14 +52,16 @@ SCALES = {
     # 2,000 training examples per task (the packaged demo recipe), GloVe-50d, hidden 150
     "demo": Scale("demo", transformer=(*TF, "distill.train.epochs=2"), longer=("distill.train.epochs=8",)),
     # all the data, with a CPU budget: step-limited teachers (equal batches per task: 1,000 multi-task
-    # = about 100 rt + 900 snli), students limited to 1,500 steps of 50 over the full transfer set
+    # = about 100 rt + 900 snli), students limited to 1,500 steps of 50 over the full transfer set;
+    # the two slowest student rows get 2 seeds, ablations 1 (2 CPU cores, one session)
     "full": Scale(
         "full", teacher=("teacher.train.epochs=1", "teacher.train.eval_every=500"),
         teacher_steps={"mkd": 1000, "teacher-rt_polarity": 100, "teacher-snli": 900},
         student=("distill.train.max_steps=1500", "distill.train.eval_every=500"),
         transformer=(*TF, "distill.train.max_steps=1000", "distill.train.eval_every=500"),
         finetune=("finetune.train.max_steps=300", "finetune.train.eval_every=100"),
-        longer=("distill.train.max_steps=3000", "distill.train.eval_every=500"), ablation_seeds=1),
+        longer=("distill.train.max_steps=3000", "distill.train.eval_every=500"), ablation_seeds=1,
+        row_seeds={"bilstm_attn single": 2, "MKD-Transformer": 2}),
     # a smoke test of the whole study on the real assets (tests/test_study.py)
     "tiny": Scale(
         "demo", teacher_steps={"mkd": 2, "teacher-rt_polarity": 2, "teacher-snli": 2},
@@ -234,6 +237,7 @@ def run_rows(args: argparse.Namespace, runs: Path, results_path: Path) -> None:
         seeds = args.seeds if row.seeded else [None]
         if row.kind == "ablation" and scale.ablation_seeds:
             seeds = seeds[: scale.ablation_seeds]
+        seeds = seeds[: next((n for k, n in scale.row_seeds.items() if row.name.startswith(k)), None)]
         entry = {"run": row.run, "folder": row.folder, "kind": row.kind, "sets": list(row.sets), "seeds": {}}
         for seed in seeds:
             sets = row_sets(args.scale, runs, row, seed)
@@ -287,10 +291,14 @@ def main() -> None:
         run_rows(args, runs, results_path)
     if args.bench:
         run_bench(args, runs, results_path)
-    if args.table:
-        print(table(json.loads(results_path.read_text())))
-    if args.plot:
-        plot(json.loads(results_path.read_text()), args.plot)
+    if args.table or args.plot:
+        stored = json.loads(results_path.read_text())
+        order = [r.name for r in rows(args.scale, runs)]  # the study's order, whichever process ran a row
+        stored = {k: stored[k] for k in sorted(stored, key=lambda k: order.index(k) if k in order else -1)}
+        if args.table:
+            print(table(stored))
+        if args.plot:
+            plot(stored, args.plot)
 
 
 if __name__ == "__main__":
