@@ -257,8 +257,8 @@ def run_bench(args: argparse.Namespace, runs: Path, results_path: Path) -> None:
         if name.startswith("_"):
             continue
         first = next(iter(entry["seeds"].values()))
-        folders += [runs.parent / m["path"] for m in first["models"] if m["path"] not in folders]
-    folders = list(dict.fromkeys(folders))
+        folders += [runs.parent / m["path"] for m in first["models"]]
+    folders = list(dict.fromkeys(folders))  # rows sharing a model (none today) are measured once
     cmd = [sys.executable, "-m", "mkd", "bench"] + [a for f in folders for a in ("--model", str(f))]
     with open(runs / "study.log", "a") as f:
         f.write("$ " + " ".join(cmd) + "\n")

@@ -32,19 +32,14 @@ def summarize(entry: dict, split: str = "test") -> dict[str, tuple[float, float]
             for k in keys if (v := [s[k] for s in per_seed if k in s])}
 
 
-def speed(entry: dict, bench: dict, key: str = "torch") -> float | None:
+def speed(entry: dict, bench: dict, runtime: str = "torch") -> float | None:
     """Examples/s at the largest batch size, over the first seed's models and their tasks."""
+    from mkd.bench import mean_speed
+
     first = next(iter(entry["seeds"].values()))
-    vals = []
-    for m in first["models"]:
-        figures = bench.get(m["path"])
-        if not figures:
-            continue
-        big = max(figures["batch_sizes"])
-        for per_task in figures["tasks"].values():
-            src = per_task.get("onnxruntime", {}) if key == "onnxruntime" else per_task
-            if f"batch_{big}" in src:
-                vals.append(src[f"batch_{big}"]["examples_per_s"])
+    vals = [mean_speed(f["tasks"], max(f["batch_sizes"]), runtime) for m in first["models"]
+            if (f := bench.get(m["path"]))]
+    vals = [v for v in vals if v]
     return statistics.mean(vals) if vals else None
 
 

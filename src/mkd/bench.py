@@ -8,6 +8,7 @@ exists and still matches, else one exported on the fly), in ONNX Runtime with as
 
 from __future__ import annotations
 
+import platform
 import statistics
 import tempfile
 import time
@@ -23,6 +24,11 @@ from mkd.tasks.task import Example, TaskSpec
 Runner = Callable[[Sequence[Example]], object]
 """Scores one batch of raw examples, tokenization included."""
 ORT = "onnxruntime"
+
+
+def machine() -> dict[str, Any]:
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
 def torch_runner(model: MkdModel, spec: TaskSpec) -> Runner:
@@ -128,9 +134,10 @@ def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[E
 
 
 def bench_models(folders: Sequence[Path], batch_sizes: Sequence[int] | None = None, rounds: int | None = None,
-                 examples: int | None = None) -> dict[str, Any]:
+                 examples: int | None = None) -> tuple[list[int], dict[str, Any]]:
     """`mkd bench --model DIR ...`: measure given model folders (interleaved) on the dev texts of
-    their tasks, read from each folder's own recipe.yaml; each folder gets its figures in bench.json."""
+    their tasks, read from each folder's own recipe.yaml; each folder gets its figures in bench.json.
+    Returns the batch sizes and {model: {task: figures}}."""
     from mkd.config import load_recipe
     from mkd.errors import MkdError
     from mkd.io import write_json
@@ -162,12 +169,10 @@ def bench_models(folders: Sequence[Path], batch_sizes: Sequence[int] | None = No
         measured = bench_folders({n: names[n] for n in users}, task, texts, batch_sizes, rounds)
         for n in users:
             per_model[n][task] = measured[n]
-    from mkd.stages.pipeline import machine
-
     for name, folder in names.items():
         write_json(folder / "bench.json", {"machine": machine(), "batch_sizes": batch_sizes, "rounds": rounds,
                                            "examples": examples, "tasks": per_model[name]})
-    return per_model
+    return batch_sizes, per_model
 
 
 def mean_speed(figures: dict[str, Any], batch_size: int, runtime: str = "torch") -> float | None:

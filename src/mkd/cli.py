@@ -161,9 +161,8 @@ def _bench_models(models: list[Path], recipe: str | None, overrides: list[str] |
 
     if recipe or overrides:
         raise MkdError("--model takes its settings from each folder's recipe", "drop -c/--set, or drop --model")
-    result = bench_models(models)
-    sizes = sorted({int(k.split("_")[1]) for f in result.values() for t in f.values() for k in t if k[:6] == "batch_"})
-    small, big = sizes[0], sizes[-1]
+    sizes, result = bench_models(models)
+    small, big = min(sizes), max(sizes)
     say(f"{'model':32s} {f'ex/s b={small}':>9s} {f'ex/s b={big}':>9s} {f'ORT b={big}':>9s}")
     for name, figures in result.items():
         cells = [mean_speed(figures, small), mean_speed(figures, big), mean_speed(figures, big, ORT)]

@@ -4,13 +4,11 @@ the speed benchmark, summary.json and the report."""
 from __future__ import annotations
 
 import hashlib
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from mkd.bench import machine
 from mkd.config import Recipe
 from mkd.errors import MkdError
 from mkd.io import read_json, write_json
@@ -63,11 +61,6 @@ def bench_stage(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     mark_done(out, "bench", fingerprint, started)
     say(f"bench: {len(folders)} models on {len(per_task)} tasks in {time.time() - started:.0f}s")
     return result
-
-
-def machine() -> dict[str, Any]:
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
 def summarize(recipe: Recipe) -> dict[str, Any]:
