@@ -1,0 +1,89 @@
+"""The accuracy/speed trade a user decides on: a Pareto plot per task, shared by the run report and the study.
+
+A point is (name, examples/s, score). The front is the set of points that no other point beats on both
+axes at once (at least as fast and at least as accurate, better on one); it is drawn as a step line so a
+reader sees at a glance which model to pick for the speed they need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Point:
+    name: str
+    speed: float  # examples/s
+    score: float  # the task's primary metric, in points (0-100)
+
+
+def pareto_front(points: Sequence[Point]) -> list[Point]:
+    """The non-dominated points, fastest first (each next one slower and strictly more accurate)."""
+    front: list[Point] = []
+    for p in sorted(points, key=lambda p: (-p.speed, -p.score)):
+        if not front or p.score > front[-1].score:
+            front.append(p)
+    return front
+
+
+def draw_pareto(ax: Any, points: Sequence[Point], title: str, metric: str = "score") -> None:
+    """Scatter every point on a log speed axis, draw the front, and label points without overlap
+    (labels are stacked in score order at the right of their point, nudged apart vertically)."""
+    import matplotlib.ticker
+
+    if not points:
+        ax.set_axis_off()
+        return
+    front = {p.name for p in pareto_front(points)}
+    for p in points:
+        on = p.name in front
+        ax.scatter(p.speed, p.score, s=36 if on else 22, color="C3" if on else "C0", zorder=3,
+                   edgecolor="black" if on else "none", linewidth=0.6)
+    line = sorted(pareto_front(points), key=lambda p: p.speed)
+    if len(line) > 1:
+        xs = [p.speed for p in line]
+        ys = [p.score for p in line]
+        ax.step(xs, ys, where="post", color="C3", linewidth=1.2, alpha=0.8, zorder=2, label="Pareto front")
+        ax.legend(loc="lower left", fontsize=7, frameon=False)
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    lo, hi = min(p.score for p in points), max(p.score for p in points)
+    span = max(hi - lo, 1.0)
+    ax.set_ylim(lo - 0.08 * span, hi + 0.12 * span)
+    xmin, xmax = min(p.speed for p in points), max(p.speed for p in points)
+    ax.set_xlim(xmin / 1.6, xmax * 4.0)  # room for the labels at the right
+    gap = 0.055 * (span * 1.2)
+    placed: list[float] = []
+    for p in sorted(points, key=lambda p: p.score):
+        y = p.score
+        while any(abs(y - q) < gap for q in placed):
+            y += gap / 2
+        placed.append(y)
+        ax.annotate(p.name, (p.speed, p.score), xytext=(p.speed * 1.12, y), fontsize=7, va="center",
+                    arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5} if y != p.score else None)
+    ax.set_xlabel("examples/s (log scale)")
+    ax.set_ylabel(metric)
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def pareto_figure(per_task: dict[str, Sequence[Point]], path: str | Path | None = None,
+                  metric: str = "test score") -> Any:
+    """One panel per task; saved to `path` (PNG) when given. Returns the figure (closed when saved)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(per_task)
+    fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(6.2 * max(len(tasks), 1), 4.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=False):
+        draw_pareto(ax, per_task[task], task, metric)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return fig
