@@ -105,6 +105,27 @@ def label(recipe: RecipeOpt = None, overrides: SetOpt = None, force: ForceOpt = 
     run_label(_recipe(recipe, overrides), force=force)
 
 
+transfer_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                           help="The transfer set as a file, to label with any teacher (see transfer.teachers).")
+app.add_typer(transfer_app, name="transfer")
+
+
+@transfer_app.command("export")
+def transfer_export(
+    out: Annotated[Path, typer.Option("--out", help="file to write: .csv, .jsonl or .parquet")],
+    recipe: RecipeOpt = None, overrides: SetOpt = None,
+    task: Annotated[list[str] | None, typer.Option("--task", help="only this task (repeatable)")] = None,
+    transfer_only: Annotated[bool, typer.Option("--transfer-only", help="without the dev and test rows")] = False,
+) -> None:
+    """Write the transfer set's ids and texts (after augmentation; plus dev and test) to label elsewhere."""
+    from mkd.stages.common import say
+    from mkd.teachers.exchange import export_transfer
+
+    counts = export_transfer(_recipe(recipe, overrides), out, task, transfer_only)
+    say("transfer export: " + ", ".join(f"{t} {n} rows" for t, n in counts.items()))
+    typer.echo(str(out))
+
+
 @app.command()
 def distill(
     recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False

@@ -11,10 +11,19 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mkd.errors import MkdError, nearest
 
@@ -102,12 +111,53 @@ class TeacherConfig(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
 
 
+class TeacherSpec(Strict):
+    """A task's own teacher (see mkd.teachers): an mkd folder, a Hugging Face classifier, a logits file,
+    or an ensemble of those. Settings that do not apply to its kind are errors."""
+
+    kind: Literal["mkd", "hf", "logits", "ensemble"]
+    path: str | None = Field(None, description="mkd/hf: folder or hub name; logits: a CSV/JSONL/Parquet file")
+    label_map: dict[str, str] | None = Field(None, description="teacher label name -> task label name")
+    max_length: int | None = Field(None, ge=4, description="hf: tokens per input; None: the tokenizer's own")
+    trust_remote_code: bool = Field(False, description="hf: run the model's own code (only if you trust it)")
+    key: Literal["id", "text"] = Field("id", description="logits: rows found by example id or by its text(s)")
+    values: Literal["logits", "probabilities"] = Field("logits", description="logits: what the file holds")
+    members: list[TeacherRef] | None = Field(None, min_length=2, description="ensemble: its teachers")
+    weights: list[float] | None = Field(None, description="ensemble: one weight > 0 per member; None: equal")
+    combine: Literal["logits", "probabilities"] = Field(
+        "logits", description="ensemble: weighted mean of logits, or of probabilities then log")
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> TeacherSpec:
+        own = {"hf": {"max_length", "trust_remote_code"}, "logits": {"key", "values"},
+               "ensemble": {"members", "weights", "combine"}}
+        foreign = sorted(f for k, names in own.items() if k != self.kind for f in names & self.model_fields_set)
+        if foreign:
+            raise ValueError(f"'{foreign[0]}' does not apply to a teacher of kind {self.kind}")
+        if self.kind == "ensemble":
+            if not self.members or self.path is not None or self.label_map is not None:
+                raise ValueError("an ensemble takes members (at least 2), not path or label_map")
+            if self.weights is not None and (len(self.weights) != len(self.members) or min(self.weights) <= 0):
+                raise ValueError("an ensemble needs one weight > 0 per member")
+        elif not self.path:
+            raise ValueError(f"a teacher of kind {self.kind} needs a path")
+        return self
+
+
+TeacherRef = Annotated[
+    Annotated[str, Tag("folder")] | Annotated[TeacherSpec, Tag("spec")],
+    Discriminator(lambda v: "folder" if isinstance(v, str) else "spec"),
+]
+"""A plain string is an mkd teacher folder (as before typed teachers); else a TeacherSpec."""
+TeacherSpec.model_rebuild()
+
+
 class TransferConfig(Strict):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     label_batch_size: int = Field(64, ge=1)
     shard_size: int = Field(10000, ge=1, description="examples per Parquet shard")
-    teachers: dict[str, str] | None = Field(
-        None, description="task -> teacher folder (per-task teachers); None: the run's teacher"
+    teachers: dict[str, TeacherRef] | None = Field(
+        None, description="task -> its teacher (a folder, or a typed teacher); None: the run's teacher"
     )
 
 
@@ -177,6 +227,13 @@ class Recipe(Strict):
         if dupes:
             raise ValueError(f"task {dupes[0]} is listed twice")
         return tasks
+
+    @model_validator(mode="after")
+    def _teachers_of_tasks(self) -> Recipe:
+        unknown = sorted(set(self.transfer.teachers or {}) - {t.name for t in self.tasks})
+        if unknown:
+            raise ValueError(f"transfer.teachers names task {unknown[0]}, which is not in tasks")
+        return self
 
     @property
     def run_dir(self) -> Path:
@@ -299,8 +356,8 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         if isinstance(part, int) or current is None:
             continue
         field = current.model_fields.get(part)
-        if field is None:
-            return []
+        if field is None:  # a dict key (a task name) or a union's tag: the model stays the same
+            continue
         current = _model_of(field.annotation)
     return list(current.model_fields) if current is not None else []
 

@@ -112,13 +112,20 @@ def _table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         for t in tasks:
             cell = (m.get("test") or {}).get("tasks", {}).get(t)
             cells.append(", ".join(f"{k} {v:.2f}" for k, v in cell.items()) if cell else "-")
-        p = m["parameters"]
-        rows.append([name, *cells, f"{m['macro']:.2f}", f"{p['total'] / 1e6:.2f}M",
-                     f"{p['without_embeddings'] / 1e6:.2f}M",
+        p = m["parameters"] or {}
+        rows.append([name, *cells, f"{m['macro']:.2f}" if m.get("macro") is not None else "-",
+                     f"{p['total'] / 1e6:.2f}M" if p else "-", f"{p['without_embeddings'] / 1e6:.2f}M" if p else "-",
                      f"{m['examples_per_s']:.0f}" if m.get("examples_per_s") else "-",
                      f"{m['onnx_examples_per_s']:.0f}" if m.get("onnx_examples_per_s") else "-",
                      f"{m['speedup_vs_teacher']:.1f}x" if m.get("speedup_vs_teacher") else "-"])
     return head, rows
+
+
+def _teachers_html(summary: dict[str, Any]) -> str:
+    """Which teacher labelled each task (runs with teachers of their own)."""
+    rows = "".join(f"<li>{html.escape(t)}: {html.escape(e['kind'])} {html.escape(str(e['source']))}</li>"
+                   for t, e in (summary.get("teachers") or {}).items())
+    return f"<h2>Teachers</h2><ul>{rows}</ul>" if rows else ""
 
 
 def write_report(run: str | Path) -> Path:
@@ -138,6 +145,8 @@ def write_report(run: str | Path) -> Path:
     if summary.get("transfer"):
         md += ["", "Transfer set: " + "; ".join(f"{t}: " + ", ".join(f"{k} {v}" for k, v in c.items())
                                                  for t, c in summary["transfer"].items())]
+    if summary.get("teachers"):
+        md += ["", "Teachers: " + "; ".join(f"{t}: {e['kind']} {e['source']}" for t, e in summary["teachers"].items())]
     md += ["", "## Recipe", "", "```yaml", recipe.rstrip(), "```", ""]
     write_text(run / "report.md", "\n".join(md))
     table = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(
@@ -148,7 +157,8 @@ def write_report(run: str | Path) -> Path:
             "</title><style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}</style></head><body>"
             f"<h1>mkd report: {html.escape(summary['recipe'])}</h1>"
-            f"<p>Machine: {html.escape(str(summary['machine']))}</p><table>{table}</table>{images}"
+            f"<p>Machine: {html.escape(str(summary['machine']))}</p><table>{table}</table>"
+            f"{_teachers_html(summary)}{images}"
             f"<h2>Recipe</h2><pre>{html.escape(recipe)}</pre></body></html>")
     write_text(run / "report.html", page)
     return run / "report.html"

@@ -147,7 +147,15 @@ def labels_fresh(folder: Path, fingerprint: str) -> bool:
         shard_fingerprint(Path(folder) / logits_name(i)) == fingerprint for i in range(len(manifest["shards"])))
 
 
-def label_task(model: torch.nn.Module, task: str, folder: Path, fingerprint: str, batch_size: int = 64,
+def teacher_logits(teacher: Any, task: str, examples: Sequence[Example], batch_size: int,
+                   device: torch.device | str) -> np.ndarray:
+    """Logits of a teacher adaptor (mkd.teachers: its own `logits`) or of a model (encode, then forward)."""
+    if not isinstance(teacher, torch.nn.Module) and hasattr(teacher, "logits"):
+        return teacher.logits(task, examples, batch_size, device)
+    return predict(teacher, task, teacher.encode(teacher.specs[task], examples), batch_size, device)
+
+
+def label_task(model: Any, task: str, folder: Path, fingerprint: str, batch_size: int = 64,
                device: torch.device | str = "cpu", force: bool = False,
                on_shard: Callable[[str, int], None] | None = None, rank: int = 0, world: int = 1,
                barrier: Callable[[], None] | None = None) -> dict[str, int]:
@@ -176,9 +184,8 @@ def label_task(model: torch.nn.Module, task: str, folder: Path, fingerprint: str
             kept += 1
             continue
         examples = read_shard(folder / entry["examples"], manifest["type"], manifest["is_pair"])
-        encoded = model.encode(spec, examples)
-        logits = predict(model, task, encoded, batch_size, device)
-        write_logits(out, encoded.ids, logits, fingerprint)
+        logits = teacher_logits(model, task, examples, batch_size, device)
+        write_logits(out, [e.id for e in examples], logits, fingerprint)
         done += 1
         if on_shard is not None:
             on_shard(task, i)

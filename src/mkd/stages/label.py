@@ -1,8 +1,8 @@
 """Stage 2b: the teacher's logits for every example of the transfer set, keyed by example id.
 
-A task's label fingerprint is the sha256 of its teacher's weights and mkd.json, plus the transfer
-set's fingerprint: a new teacher or a new augmentation relabels, an unchanged run is skipped in
-seconds (the weights' hash is cached by size and mtime). Labelling goes shard by shard and a
+A task's label fingerprint is its teacher's fingerprint (mkd.teachers: the weights, files and settings
+of every member of it), plus the transfer set's fingerprint: a new teacher or a new augmentation
+relabels, an unchanged run is skipped in seconds (the weights' hash is cached by size and mtime). Labelling goes shard by shard and a
 finished shard carries the fingerprint, so an interrupted run resumes where it stopped. The batch
 size is not part of the fingerprint: it changes speed, not the logits.
 """
@@ -17,49 +17,22 @@ from pathlib import Path
 
 from mkd import dist
 from mkd.config import Recipe
-from mkd.data.transfer import label_task, labels_fresh, read_manifest
+from mkd.data.transfer import KINDS, label_task, labels_fresh, read_manifest, read_shard
 from mkd.errors import MkdError
-from mkd.io import read_json, write_json
-from mkd.models.base import load_model
 from mkd.progress import progress_bar
 from mkd.stages.augment import task_fingerprint
 from mkd.stages.common import claim_run, run_dir, say
+from mkd.tasks.catalog import resolve_spec
+from mkd.teachers import Teacher, task_teachers, teacher_ref
+from mkd.teachers.base import file_sha256  # noqa: F401  (re-exported: it lived here)
 
 LABEL_VERSION = 1
 
 
 def teacher_folder(recipe: Recipe, run: Path, task: str) -> Path:
-    """The task's teacher: transfer.teachers[task] when given, else the run's own teacher."""
-    chosen = (recipe.transfer.teachers or {}).get(task)
-    folder = Path(chosen).expanduser() if chosen else run / "teacher"
-    if not (folder / "model.safetensors").is_file() or not (folder / "mkd.json").is_file():
-        if chosen:
-            raise MkdError(f"teacher folder {folder} for task {task} holds no mkd model",
-                           "fix transfer.teachers in the recipe")
-        raise MkdError(f"no teacher at {folder}", "run mkd teach first")
-    return folder
-
-
-def file_sha256(path: Path, cache: Path | None = None) -> str:
-    """sha256 of a file; with `cache`, reused while the file's size and mtime are unchanged."""
-    stat = path.stat()
-    key, sig = str(path.resolve()), [stat.st_size, stat.st_mtime_ns]
-    known: dict = {}
-    if cache is not None and cache.is_file():
-        try:
-            known = read_json(cache)
-        except (OSError, ValueError):
-            known = {}
-        if known.get(key, {}).get("sig") == sig:
-            return known[key]["sha256"]
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    if cache is not None:
-        known[key] = {"sig": sig, "sha256": digest.hexdigest()}
-        write_json(cache, known)
-    return digest.hexdigest()
+    """The task's mkd teacher folder (transfer.teachers[task] when a plain path, else the run's own)."""
+    ref, _ = teacher_ref(recipe, task)
+    return Path(str(ref.path)).expanduser()
 
 
 def label_fingerprint(teacher_hash: str, transfer_fingerprint: str, task: str) -> str:
@@ -68,9 +41,19 @@ def label_fingerprint(teacher_hash: str, transfer_fingerprint: str, task: str) -
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _teacher_hash(folder: Path, cache: Path) -> str:
-    meta = hashlib.sha256((folder / "mkd.json").read_bytes()).hexdigest()
-    return file_sha256(folder / "model.safetensors", cache) + meta
+def check_coverage(teacher: Teacher, tasks: list[str], out: Path) -> None:
+    """A teacher that looks logits up (a file, or an ensemble with one) must have every example."""
+    if not teacher.lookup():
+        return
+    for task in tasks:
+        manifest = read_manifest(out / task)
+        examples = [e for entry in manifest["shards"]
+                    for e in read_shard(out / task / entry["examples"], manifest["type"], manifest["is_pair"], KINDS)]
+        gaps = teacher.missing(task, examples)
+        if gaps:
+            raise MkdError(f"the teacher of task {task} ({teacher.kind}:{teacher.source}) has no logits for "
+                           f"{len(gaps)} of its {len(examples)} transfer examples (first: {examples[gaps[0]].id}); "
+                           "nothing was labelled", "add them (mkd transfer export writes every example), then rerun")
 
 
 def label(recipe: Recipe, force: bool = False, on_shard: Callable[[str, int], None] | None = None,
@@ -79,33 +62,35 @@ def label(recipe: Recipe, force: bool = False, on_shard: Callable[[str, int], No
     run = run_dir(recipe, force)
     out = run / "transfer"
     started = time.time()
-    plan: dict[Path, list[str]] = {}
+    plan: dict[Teacher, list[str]] = {}
     prints: dict[str, str] = {}
     cache = run / ".work" / "sha256.json"
-    hashes: dict[Path, str] = {}
     for task in recipe.tasks:
-        folder = out / task.name
-        manifest = read_manifest(folder)
+        manifest = read_manifest(out / task.name)
         if manifest["fingerprint"] != task_fingerprint(recipe, task):
             raise MkdError(f"the transfer set of task {task.name} is out of date with the recipe",
                            "run mkd augment first")
-        teacher = teacher_folder(recipe, run, task.name)
-        if teacher not in hashes:
-            hashes[teacher] = _teacher_hash(teacher, cache if dist.is_main() else None)
-        prints[task.name] = label_fingerprint(hashes[teacher], manifest["fingerprint"], task.name)
+    teachers = task_teachers(recipe, {t.name: resolve_spec(t) for t in recipe.tasks},
+                             cache if dist.is_main() else None)
+    for task in recipe.tasks:
+        folder = out / task.name
+        teacher = teachers[task.name]
+        prints[task.name] = label_fingerprint(teacher.fingerprint(), read_manifest(folder)["fingerprint"], task.name)
         if force or not labels_fresh(folder, prints[task.name]):
             plan.setdefault(teacher, []).append(task.name)
     if not plan:
         say(f"label: unchanged, kept {out} ({time.time() - started:.1f}s)")
         return out
+    for teacher, tasks in plan.items():
+        check_coverage(teacher, tasks, out)  # a logits file that misses examples: refused before any write
     claim_run(recipe)
     device = device or dist.device()
     batch_size = recipe.transfer.label_batch_size
     world, rank = dist.world(), dist.rank()
     for teacher, tasks in plan.items():
-        model = load_model(teacher, tasks=tasks).to(device)
+        model = teacher.load(device)
         spread = f", shards spread over {world} processes" if world > 1 else ""
-        say(f"label: teacher {teacher} on {device}, batches of {batch_size}{spread}")
+        say(f"label: teacher {teacher.kind}:{teacher.source} on {device}, batches of {batch_size}{spread}")
         for task in tasks:
             t0 = time.time()
             n_shards = len(read_manifest(out / task)["shards"])
@@ -123,6 +108,7 @@ def label(recipe: Recipe, force: bool = False, on_shard: Callable[[str, int], No
                 bar.close()
             say(f"label: {task}: {counts['rows']} examples, {counts['labelled']} shards labelled, "
                 f"{counts['kept']} kept ({time.time() - t0:.1f}s)")
+        teacher.unload()
         del model
     dist.barrier()  # every manifest is final before any process goes on
     say(f"label: wrote logits under {out} in {time.time() - started:.1f}s")

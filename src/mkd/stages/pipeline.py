@@ -13,6 +13,7 @@ from mkd.config import Recipe
 from mkd.errors import MkdError
 from mkd.io import read_json, write_json
 from mkd.stages.common import is_fresh, mark_done, run_dir, say
+from mkd.teachers.evaluate import evaluate_teachers, needs_run_teacher, teacher_entry
 
 
 def model_folders(run: Path) -> dict[str, Path]:
@@ -87,6 +88,9 @@ def summarize(recipe: Recipe) -> dict[str, Any]:
             "onnx_examples_per_s": round(sum(ort) / len(ort), 1) if ort else None,
             "train_seconds": stage.get("train_seconds"),
         }
+    joined = teacher_entry(recipe, run, models, bench, big)  # the teachers that labelled the tasks
+    if joined is not None:
+        models = {"teacher": joined, **{k: v for k, v in models.items() if k != "teacher"}}
     base = models.get("teacher", {}).get("examples_per_s")
     for entry in models.values():
         speed = entry["examples_per_s"]
@@ -98,6 +102,8 @@ def summarize(recipe: Recipe) -> dict[str, Any]:
             transfer[t.name] = read_json(manifest).get("counts", {})
     summary = {"recipe": recipe.name, "seed": recipe.seed, "machine": bench.get("machine", machine()),
                "batch_size_for_speed": big, "models": models, "transfer": transfer}
+    if (run / "teachers" / "teachers.json").is_file() and joined is not None:
+        summary["teachers"] = read_json(run / "teachers" / "teachers.json")["tasks"]
     write_json(run / "summary.json", summary)
     return summary
 
@@ -112,10 +118,11 @@ def print_table(summary: dict[str, Any]) -> None:
         for t in tasks:
             test = (m.get("test") or {}).get("tasks", {}).get(t)
             cells.append(f"{next(iter(test.values())):14.2f}" if test else f"{'-':>14s}")
-        p = m["parameters"]
+        p = m["parameters"] or {"total": float("nan"), "without_embeddings": float("nan")}
+        score = m["macro"] if m["macro"] is not None else float("nan")
         speed = f"{m['examples_per_s']:8.0f}" if m["examples_per_s"] else f"{'-':>8s}"
         up = f"{m['speedup_vs_teacher']:7.1f}x" if m["speedup_vs_teacher"] else f"{'-':>8s}"
-        say(f"{name:24s} " + " ".join(cells) + f" {m['macro']:7.2f} {p['total'] / 1e6:8.2f}M "
+        say(f"{name:24s} " + " ".join(cells) + f" {score:7.2f} {p['total'] / 1e6:8.2f}M "
             f"{p['without_embeddings'] / 1e6:8.2f}M {speed} {up}")
 
 
@@ -128,13 +135,16 @@ def run_all(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     from mkd.stages.teach import teach
 
     run = run_dir(recipe, force)
-    steps: list[tuple[str, Any]] = [("teach", lambda: teach(recipe, force=force)),
-                                    ("augment", lambda: augment(recipe, force=force)),
+    steps: list[tuple[str, Any]] = [("teach", lambda: teach(recipe, force=force))] if needs_run_teacher(recipe) else []
+    if not steps:
+        say("teach: skipped, every task has its own teacher (transfer.teachers)")
+    steps += [("augment", lambda: augment(recipe, force=force)),
                                     ("label", lambda: label(recipe, force=force)),
                                     ("distill", lambda: distill(recipe, force=force))]
     if recipe.finetune.enabled:
         steps.append(("finetune", lambda: finetune(recipe, force=force)))
     steps.append(("bench", lambda: bench_stage(recipe, force=force)))
+    steps.append(("teachers", lambda: evaluate_teachers(recipe, force=force)))
     for name, step in steps:
         started = time.time()
         step()
