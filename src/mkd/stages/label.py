@@ -2,9 +2,9 @@
 
 A task's label fingerprint is its teacher's fingerprint (mkd.teachers: the weights, files and settings
 of every member of it), plus the transfer set's fingerprint: a new teacher or a new augmentation
-relabels, an unchanged run is skipped in seconds (the weights' hash is cached by size and mtime). Labelling goes shard by shard and a
-finished shard carries the fingerprint, so an interrupted run resumes where it stopped. The batch
-size is not part of the fingerprint: it changes speed, not the logits.
+relabels, an unchanged run is skipped in seconds (the weights' hash is cached by size and mtime).
+Labelling goes shard by shard and a finished shard carries the fingerprint, so an interrupted run
+resumes where it stopped. The batch size is not part of the fingerprint: it changes speed, not the logits.
 """
 
 from __future__ import annotations
