@@ -317,3 +317,35 @@ def test_recipe_entries_are_checked_per_kind():
         load_recipe(None, ["transfer.teachers.snli={kind: hf, path: x, lable_map: {}}"])
     recipe = load_recipe(None, ["transfer.teachers.snli=/a/folder"])  # a plain string stays an mkd folder
     assert recipe.transfer.teachers == {"snli": "/a/folder"}
+
+
+# ---- real assets: an mkd teacher exported to Hugging Face is the same teacher -----------------------------
+def test_real_pooler_teacher_exported_to_hf_labels_the_transfer_set_the_same(tmp_path):
+    """MiniLM-L6 with pooling: pooler, briefly refined on rt_polarity and snli, exported with `mkd export
+    --format hf`, then used as two kind: hf teachers: the same logits on the whole transfer set."""
+    from mkd.assets import asset_path
+    from mkd.export import export_hf
+    from mkd.stages.teach import teach
+
+    try:
+        asset_path("minilm-l6"), asset_path("rt-snippets"), asset_path("snli"), asset_path("spacy-en-md")
+    except MkdError as e:
+        pytest.skip(f"real assets not fetched: {e}")
+    sizes = ["max_train=24", "max_dev=8", "max_test=8"]
+    common = [f"output_dir={tmp_path / 'runs'}", "teacher.pooling=pooler", "teacher.train.max_steps=2",
+              "teacher.train.batch_size=8", "transfer.augment.n_iter=1",
+              *[f"tasks.{t}.{s}" for t in ("rt_polarity", "snli") for s in sizes]]
+    internal = load_recipe(None, [*common, "name=internal"])
+    teach(internal)
+    hf = export_hf(internal.run_dir / "teacher")
+    external = load_recipe(None, [*common, "name=external",
+                                  *[f"transfer.teachers.{t}={{kind: hf, path: {Path(hf['out']) / t}}}"
+                                    for t in ("rt_polarity", "snli")]])
+    for recipe in (internal, external):
+        augment(recipe)
+        label(recipe)
+    for task in ("rt_polarity", "snli"):
+        mine, want = load_transfer(internal.run_dir / "transfer" / task)
+        theirs, got = load_transfer(external.run_dir / "transfer" / task)
+        assert [e.id for e in mine] == [e.id for e in theirs] and len(mine) > 24
+        assert float(np.abs(got - want).max()) <= 1e-4
