@@ -23,16 +23,9 @@ from mkd.progress import progress_bar
 from mkd.stages.augment import task_fingerprint
 from mkd.stages.common import claim_run, run_dir, say
 from mkd.tasks.catalog import resolve_spec
-from mkd.teachers import Teacher, task_teachers, teacher_ref
-from mkd.teachers.base import file_sha256  # noqa: F401  (re-exported: it lived here)
+from mkd.teachers import Teacher, task_teachers
 
 LABEL_VERSION = 1
-
-
-def teacher_folder(recipe: Recipe, run: Path, task: str) -> Path:
-    """The task's mkd teacher folder (transfer.teachers[task] when a plain path, else the run's own)."""
-    ref, _ = teacher_ref(recipe, task)
-    return Path(str(ref.path)).expanduser()
 
 
 def label_fingerprint(teacher_hash: str, transfer_fingerprint: str, task: str) -> str:
