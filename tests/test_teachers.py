@@ -269,6 +269,22 @@ def test_an_incomplete_logits_file_is_refused_and_nothing_is_written(tmp_path, o
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before and not list(folder.glob("logits-*"))
 
 
+def test_transfer_export_from_the_command_line(tmp_path, one_task, monkeypatch, capsys):
+    recipe, rows = one_task
+    out = tmp_path / "to-label.jsonl"
+    code, stdout, err = run_cli(monkeypatch, capsys, "transfer", "export", "-c", str(tmp_path / "recipe.yaml"),
+                                "--out", str(out), "--transfer-only")
+    assert code == 0 and stdout.strip() == str(out), err
+    written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    manifest = read_manifest(recipe.run_dir / "transfer" / "sent")
+    assert len(written) == manifest["total"] and {r["split"] for r in written} == {"transfer"}
+    assert [r["id"] for r in written] == [r["id"] for r in rows if r["split"] == "transfer"]
+    assert set(written[0]) == {"task", "id", "split", "kind", "text"}
+    code, _, err = run_cli(monkeypatch, capsys, "transfer", "export", "-c", str(tmp_path / "recipe.yaml"),
+                           "--out", str(tmp_path / "x.xlsx"))
+    assert code == 2 and "unknown format '.xlsx'" in err and not (tmp_path / "x.xlsx").exists()
+
+
 def test_an_ensemble_of_two_is_their_weighted_mean_and_a_changed_member_relabels(tmp_path, one_task):
     _, rows = one_task
     paths = []

@@ -77,11 +77,13 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
 def export_transfer(recipe: Recipe, out: str | Path, tasks: list[str] | None = None,
                     transfer_only: bool = False) -> dict[str, int]:
     """Write the file; returns the number of rows per task."""
+    path = Path(out).expanduser()
+    if path.suffix.lower() not in SUFFIXES:
+        raise MkdError(f"cannot write {path.name}: unknown format '{path.suffix}'", f"use one of {', '.join(SUFFIXES)}")
     names = tasks or [t.name for t in recipe.tasks]
     for name in names:
         recipe.task(name)  # an unknown task is named before any work
     rows = transfer_rows(recipe, names, transfer_only)
-    path = Path(out).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     write_rows(path, rows)
     return {n: sum(r["task"] == n for r in rows) for n in names}
