@@ -168,6 +168,30 @@ def test_bert_roberta_and_gpt2_teach_one_multitask_run(tmp_path, monkeypatch, ca
     assert code == 0 and "label: unchanged" in err and "teachers: unchanged" in err
 
 
+def test_a_run_mixing_its_own_teacher_and_an_hf_one_reports_the_teacher_each_task_used(tmp_path, monkeypatch,
+                                                                                        capsys):
+    bert = write_bert_classifier(tmp_path / "bert", ["neg", "pos"])
+    path = write_recipe(tmp_path, {"sent": {"kind": "hf", "path": str(bert)}}, tasks=(SENT, NLI))
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc["teacher"] = {"model": str(write_tiny_bert(tmp_path / "encoder", hidden=16)), "max_length": 32,
+                      "train": {"max_steps": 2, "batch_size": 16, "eval_batch_size": 64}}
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    monkeypatch.setattr("mkd.stages.augment.spacy_tagger", lambda fetch_missing=False: fake_tagger)
+    code, _, err = run_cli(monkeypatch, capsys, "run", "-c", str(path))
+    assert code == 0, err
+    run = tmp_path / "runs" / "any"
+    summary = read_json(run / "summary.json")
+    joined, own = summary["models"]["teacher"], read_json(run / "teacher" / "metrics.json")
+    assert joined["test"]["tasks"]["nli"] == own["splits"]["test"]["tasks"]["nli"]
+    test = make_examples(SENT, 12, 2)  # the sent test file; its score is the HF classifier's own
+    accuracy = 100 * float(np.mean(hf_logits(bert, test).argmax(1) == np.array([e.label for e in test])))
+    assert joined["test"]["tasks"]["sent"] == summary["teachers"]["sent"]["test"]
+    assert joined["test"]["tasks"]["sent"]["accuracy"] == pytest.approx(accuracy, abs=1e-3)
+    assert joined["teachers"]["nli"].startswith("mkd:") and joined["teachers"]["sent"] == f"hf:{bert}"
+    own_params = read_json(run / "teacher" / "mkd.json")["parameters"]["total"]
+    assert joined["parameters"]["total"] == own_params + summary["teachers"]["sent"]["parameters"]["total"]
+
+
 # ---- labels by name ---------------------------------------------------------------------------------
 def test_labels_align_by_name_and_a_mismatch_names_both_sides():
     assert align_labels(["Yes ", "MAYBE", "no"], NLI, None, "t") == [0, 2, 1]
