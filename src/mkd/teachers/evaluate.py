@@ -108,9 +108,12 @@ def teacher_entry(recipe: Recipe, run: Path, models: dict[str, Any], bench: dict
     """summary.json's "teacher": per task, the teacher that labelled it (external ones from teachers.json,
     the others from the run's teacher); None when every task used the run's teacher (nothing to join)."""
     path = run / "teachers" / "teachers.json"
-    if not external_tasks(recipe) or not path.is_file():
+    names = external_tasks(recipe)
+    if not names or not path.is_file():
         return None
-    external = read_json(path)["tasks"]
+    external = {t: e for t, e in read_json(path)["tasks"].items() if t in names}
+    if set(external) != set(names):
+        raise MkdError(f"{path} does not cover the recipe's own teachers ({', '.join(names)})", "rerun mkd run")
     own = models.get("teacher")
     tasks = [t.name for t in recipe.tasks]
     primaries = {t.name: resolve_spec(t).primary for t in recipe.tasks}
