@@ -13,7 +13,7 @@ from mkd.config import Recipe
 from mkd.errors import MkdError
 from mkd.io import read_json, write_json
 from mkd.stages.common import is_fresh, mark_done, run_dir, say
-from mkd.teachers.evaluate import evaluate_teachers, needs_run_teacher, teacher_entry
+from mkd.teachers.evaluate import evaluate_teachers, needs_run_teacher, own_teachers, teacher_entry
 
 
 def model_folders(run: Path) -> dict[str, Path]:
@@ -102,8 +102,8 @@ def summarize(recipe: Recipe) -> dict[str, Any]:
             transfer[t.name] = read_json(manifest).get("counts", {})
     summary = {"recipe": recipe.name, "seed": recipe.seed, "machine": bench.get("machine", machine()),
                "batch_size_for_speed": big, "models": models, "transfer": transfer}
-    if (run / "teachers" / "teachers.json").is_file() and joined is not None:
-        summary["teachers"] = read_json(run / "teachers" / "teachers.json")["tasks"]
+    if joined is not None:
+        summary["teachers"] = own_teachers(recipe, run)
     write_json(run / "summary.json", summary)
     return summary
 

@@ -103,17 +103,25 @@ def _speed_of(figures: dict[str, Any] | None, batch_size: int) -> float | None:
     return ((figures or {}).get(f"batch_{batch_size}") or {}).get("examples_per_s")
 
 
+def own_teachers(recipe: Recipe, run: Path) -> dict[str, Any]:
+    """teachers.json's entries for the recipe's current transfer.teachers ({} when it has none)."""
+    path = run / "teachers" / "teachers.json"
+    names = external_tasks(recipe)
+    if not names or not path.is_file():
+        return {}
+    external = {t: e for t, e in read_json(path)["tasks"].items() if t in names}
+    if set(external) != set(names):
+        raise MkdError(f"{path} does not cover the recipe's own teachers ({', '.join(names)})", "rerun mkd run")
+    return external
+
+
 def teacher_entry(recipe: Recipe, run: Path, models: dict[str, Any], bench: dict[str, Any],
                   big: int) -> dict[str, Any] | None:
     """summary.json's "teacher": per task, the teacher that labelled it (external ones from teachers.json,
     the others from the run's teacher); None when every task used the run's teacher (nothing to join)."""
-    path = run / "teachers" / "teachers.json"
-    names = external_tasks(recipe)
-    if not names or not path.is_file():
+    external = own_teachers(recipe, run)
+    if not external:
         return None
-    external = {t: e for t, e in read_json(path)["tasks"].items() if t in names}
-    if set(external) != set(names):
-        raise MkdError(f"{path} does not cover the recipe's own teachers ({', '.join(names)})", "rerun mkd run")
     own = models.get("teacher")
     tasks = [t.name for t in recipe.tasks]
     primaries = {t.name: resolve_spec(t).primary for t in recipe.tasks}
