@@ -278,6 +278,29 @@ def test_a_logits_file_by_id_and_one_by_text(tmp_path, one_task):
     np.testing.assert_allclose(logits, [np.log(texts[e.texts[0]]) for e in examples], atol=1e-5)
 
 
+def test_a_run_whose_teacher_is_a_logits_file_scores_it_on_dev_and_test(tmp_path, one_task, monkeypatch, capsys):
+    recipe, rows = one_task
+    path = tmp_path / "all.csv"  # the exported rows, dev and test included, with a "teacher" that knows the answer
+    gold = {e.texts: e.label for split in ("dev", "test")
+            for e in make_examples(SENT, 12, {"dev": 1, "test": 2}[split])}
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "neg", "pos"])
+        for i, r in enumerate(rows):
+            known = gold.get((r["text"],))
+            w.writerow([r["id"], *(_fake(i) if known is None or r["split"] == "transfer" else [1 - known, known])])
+    recipe_path = write_recipe(tmp_path, {"sent": {"kind": "logits", "path": str(path)}}, tasks=(SENT,))
+    monkeypatch.setattr("mkd.stages.augment.spacy_tagger", lambda fetch_missing=False: fake_tagger)
+    code, _, err = run_cli(monkeypatch, capsys, "run", "-c", str(recipe_path))
+    assert code == 0, err
+    summary = read_json(recipe.run_dir / "summary.json")
+    teacher = summary["models"]["teacher"]
+    assert teacher["test"]["tasks"]["sent"]["accuracy"] == teacher["dev"]["tasks"]["sent"]["accuracy"] == 100.0
+    assert teacher["parameters"] is None and teacher["examples_per_s"] is None
+    assert summary["models"]["student"]["speedup_vs_teacher"] is None and "teach: skipped" in err
+    assert f"logits {path}" in (recipe.run_dir / "report.md").read_text(encoding="utf-8")
+
+
 def test_an_incomplete_logits_file_is_refused_and_nothing_is_written(tmp_path, one_task, monkeypatch, capsys):
     _, rows = one_task
     transfer = [r for r in rows if r["split"] == "transfer"]

@@ -118,12 +118,12 @@ def print_table(summary: dict[str, Any]) -> None:
         for t in tasks:
             test = (m.get("test") or {}).get("tasks", {}).get(t)
             cells.append(f"{next(iter(test.values())):14.2f}" if test else f"{'-':>14s}")
-        p = m["parameters"] or {"total": float("nan"), "without_embeddings": float("nan")}
-        score = m["macro"] if m["macro"] is not None else float("nan")
+        p = m["parameters"]  # None for a teacher that is a logits file
+        size = f"{p['total'] / 1e6:8.2f}M {p['without_embeddings'] / 1e6:8.2f}M" if p else f"{'-':>9s} {'-':>9s}"
+        score = f"{m['macro']:7.2f}" if m["macro"] is not None else f"{'-':>7s}"
         speed = f"{m['examples_per_s']:8.0f}" if m["examples_per_s"] else f"{'-':>8s}"
         up = f"{m['speedup_vs_teacher']:7.1f}x" if m["speedup_vs_teacher"] else f"{'-':>8s}"
-        say(f"{name:24s} " + " ".join(cells) + f" {score:7.2f} {p['total'] / 1e6:8.2f}M "
-            f"{p['without_embeddings'] / 1e6:8.2f}M {speed} {up}")
+        say(f"{name:24s} " + " ".join(cells) + f" {score} {size} {speed} {up}")
 
 
 def run_all(recipe: Recipe, force: bool = False) -> dict[str, Any]:
