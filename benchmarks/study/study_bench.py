@@ -64,8 +64,8 @@ def _peer_parameters(peer: str, folder: Path) -> dict[str, int]:
 
         pipe = StaticModelPipeline.from_pretrained(str(folder / "model"))
         table = int(pipe.model.embedding.size)
-        head = sum(int(c.size) for c in getattr(pipe.head, "coefs_", [])) + \
-            sum(int(b.size) for b in getattr(pipe.head, "intercepts_", []))
+        head = sum(int(getattr(layer, w).size) for layer in getattr(pipe.head, "layers", [])
+                   for w in ("weight", "bias") if hasattr(layer, w))
     return {"total": int(table + head), "without_embeddings": int(head)}
 
 
