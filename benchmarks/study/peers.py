@@ -130,7 +130,7 @@ class Model2VecPeer:
         train, dev = data.split("train"), data.split("dev")
         model.fit([model2vec_text(e) for e in train], [e.label for e in train],
                   X_val=[model2vec_text(e) for e in dev], y_val=[e.label for e in dev],
-                  device="cpu", random_seed=seed, **setting)
+                  device="auto", random_seed=seed, **setting)  # auto: the GPU of the gpu scale
         return Model2VecPeer._predictor(model)
 
     @staticmethod

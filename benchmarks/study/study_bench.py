@@ -161,3 +161,22 @@ def bench(models: dict[str, Path], int8: dict[str, tuple[Path, Path, str]],
             else:
                 entry["tasks"].setdefault(task, {}).update(figures)
     return out
+
+
+def preflight(device: str) -> str | None:
+    """One forward and backward pass of the students' own LSTM path (packed sequences, `run_lstm`)
+    under bf16 autocast on `device`: None when it works, else the error (cuDNN runs bf16 RNNs only
+    from cuDNN 9.13; older builds fail here, in a second, not after the teacher's epoch)."""
+    from mkd.models.students.wordlevel import lstm, run_lstm
+
+    try:
+        layer = lstm(8, 8, 1, 0.0).to(device)
+        x = torch.randn(3, 5, 8, device=device, requires_grad=True)
+        mask = torch.tensor([[1] * 5, [1] * 3 + [0] * 2, [1] + [0] * 4], device=device, dtype=torch.bool)
+        with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16):
+            out = run_lstm(layer, x, mask)
+        loss = sum(o.float().sum() for o in (out if isinstance(out, tuple) else (out,)))
+        loss.backward()  # type: ignore[union-attr]
+    except Exception as e:  # any failure here is the one to report before an hour of work
+        return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+    return None
