@@ -105,6 +105,9 @@ def test_a_tiny_study_runs_end_to_end(tmp_path):
     assert list(stored) == names
     peers = [n for n in names if stored[n]["kind"] == "peer"]
     assert len(peers) == 4 or any("pip install" in why for why in skipped.values())
+    for name in peers:  # trained on the tiny scale's own splits, hyper-parameters chosen on dev
+        entry = json.loads((runs / stored[name]["run"] / stored[name]["folder"] / "peer.json").read_text())
+        assert entry["sizes"] == {"train": 48, "dev": 16, "test": 16} and len(entry["grid"]) >= 1
     for name in names:
         for seed in stored[name]["seeds"].values():
             for model in seed["models"]:
@@ -124,10 +127,10 @@ def test_a_tiny_study_runs_end_to_end(tmp_path):
     assert json.loads(results.read_text())[row]["seeds"]["1"]["models"] == stored[row]["seeds"]["1"]["models"]
     out = subprocess.run([*base, "--bench", "--table", "--plot", str(tmp_path / "plots")], check=True,
                          capture_output=True, text=True, timeout=600)
-    main_table, peer_table = out.stdout.split("\n\n", 1)
-    table = [line for line in main_table.splitlines() if line.startswith("| ")]
+    lines = [line for line in out.stdout.splitlines() if line.startswith("| ") and "|---" not in line]
+    split = next(i for i, line in enumerate(lines) if line.startswith("| task | peer |"))
+    table, per_peer = lines[:split], lines[split + 1 :]
     assert len(table) == len(names) + 1  # header and one line per row
-    per_peer = [line for line in peer_table.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert len(per_peer) == len(peers)  # one line per peer and task: the mkd row at least as fast, or none
     teacher = next(line for line in table if line.startswith("| Teacher MiniLM-L6 (multi-task)"))
     assert "100.0%" in teacher and "1.0×" in teacher

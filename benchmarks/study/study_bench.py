@@ -128,6 +128,7 @@ def bench(models: dict[str, Path], int8: dict[str, tuple[Path, Path, str]],
     import peers
 
     from mkd.bench import ORT, measure, onnx_graph, onnx_runner
+    from mkd.errors import MkdError
     from mkd.export import ort_session
     from mkd.models.base import load_model, read_meta
 
@@ -142,9 +143,12 @@ def bench(models: dict[str, Path], int8: dict[str, tuple[Path, Path, str]],
                     continue
                 model = load_model(folder, tasks=[task])
                 runners[key] = model
-                session, _ = onnx_graph(model, model.specs[task], folder, Path(scratch) / key.replace("/", "_"),
-                                        texts[:32])
-                runners[f"{key}@{ORT}"] = onnx_runner(model, model.specs[task], session)
+                try:
+                    session, _ = onnx_graph(model, model.specs[task], folder,
+                                            Path(scratch) / key.replace("/", "_"), texts[:32])
+                    runners[f"{key}@{ORT}"] = onnx_runner(model, model.specs[task], session)
+                except (MkdError, ImportError, RuntimeError, ValueError) as e:  # PyTorch figures still count
+                    print(f"study: no ONNX Runtime figure for {key} on {task}: {str(e)[:200]}", flush=True)
             for key, (teacher, graph, of) in int8.items():
                 if of == task:
                     model = load_model(teacher, tasks=[task])
