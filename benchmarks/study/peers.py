@@ -41,11 +41,11 @@ def _accuracy(predict: Predict, examples: Sequence[Example], batch: int = 512) -
 
 def missing_wheel(peer: str) -> str | None:
     """Why a peer cannot run here (its wheel is not installed), or None."""
-    module = PEERS[peer].module
-    try:
-        __import__(module)
-    except ImportError as e:
-        return f"{peer} needs the `{module}` package (pip install -e .[study]): {e}"
+    for module in PEERS[peer].modules:
+        try:
+            __import__(module)
+        except ImportError as e:
+            return f"{peer} needs `{module}` (pip install -e .[study]): {e}"
     return None
 
 
@@ -61,7 +61,7 @@ def fasttext_line(ex: Example) -> str:
 
 
 class FastTextPeer:
-    module = "fasttext"
+    modules = ("fasttext",)
 
     @staticmethod
     def fit(data: TaskData, folder: Path, setting: dict[str, Any], seed: int) -> Predict:
@@ -115,7 +115,7 @@ def model2vec_text(ex: Example) -> str:
 
 
 class Model2VecPeer:
-    module = "model2vec.train"
+    modules = ("model2vec.train", "model2vec.distill")  # distill: skeletoken, not model2vec[distill]
 
     @staticmethod
     def fit(data: TaskData, folder: Path, setting: dict[str, Any], seed: int) -> Predict:
