@@ -34,6 +34,7 @@ def test_every_row_is_a_valid_recipe(scale, tmp_path):
             assert recipe.tasks[0].max_train == base.max_train  # single-task rows keep the scale's sizes
         if row.kind == "teacher" and scale in ("full", "gpu"):  # at least one full epoch of all the data
             assert recipe.teacher.train.max_steps is None and recipe.teacher.train.epochs >= 1
+            assert recipe.teacher.train.patience is None  # no early stop before the epoch ends
             assert all(t.max_train is None for t in recipe.tasks)
         if scale.startswith("gpu"):  # bf16 in every training stage; MPNet-base on the GPU itself
             trains = (recipe.teacher.train, recipe.distill.train, recipe.finetune.train)

@@ -74,7 +74,7 @@ GPU_PRECISION = ("teacher.train.mixed_precision=bf16", "distill.train.mixed_prec
                  "finetune.train.mixed_precision=bf16")
 GPU: dict = {
     "teacher": ("teacher.train.epochs=1", "teacher.train.batch_size=64", "teacher.train.lr=5e-5",
-                "teacher.train.eval_every=400"),
+                "teacher.train.eval_every=400", "teacher.train.patience=null"),  # the whole epoch, best on dev
     "student": ("distill.train.max_steps=2000", "distill.train.batch_size=256", "distill.train.eval_every=500"),
     "static": ("distill.train.max_steps=2000", "distill.train.batch_size=256", "distill.train.eval_every=500"),
     "transformer": ("distill.train.lr=1e-4", "distill.train.batch_size=128", "distill.train.max_steps=1500",
@@ -96,7 +96,7 @@ SCALES = {
     # 1,500 steps of 50 over the full transfer set (static students 3,000: a step costs far less);
     # the two slowest student rows get 2 seeds, ablations 1 (2 CPU cores, one session)
     "full": Scale(
-        "full", teacher=("teacher.train.epochs=1", "teacher.train.eval_every=500"),
+        "full", teacher=("teacher.train.epochs=1", "teacher.train.eval_every=500", "teacher.train.patience=null"),
         static=("distill.train.max_steps=3000", "distill.train.eval_every=500"),
         student=("distill.train.max_steps=1500", "distill.train.eval_every=500"),
         transformer=(*TF, "distill.train.max_steps=1000", "distill.train.eval_every=500"),
