@@ -33,7 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # peers.py, study_bench.py, study_report.py
 from peers import NAMES as PEER_NAMES
-from peers import PeerGrid, missing_wheel
+from peers import PeerGrid
+from study_bench import NEEDS, gpu_checks, missing_piece  # noqa: F401 (NEEDS: the pieces rows may need)
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = ("rt_polarity", "snli")
@@ -142,40 +143,9 @@ class Row:
     needs: tuple[str, ...] = ()  # pieces of mkd (NEEDS) or peer wheels the row cannot run without
 
 
-def _has_student(name: str) -> bool:
-    from mkd.models.students import student_names
-
-    return name in student_names()
-
-
-def _has_vectors(name: str) -> bool:
-    from mkd.errors import MkdError
-    from mkd.models.students.embeddings import check_source
-
-    try:
-        check_source(name)
-    except MkdError:
-        return False
-    return True
-
-
-NEEDS = {  # piece -> (is it in this checkout?, what is missing)
-    "static": (lambda: _has_student("static"), "`student.type: static` (branch students)"),
-    "teacher-static": (lambda: _has_vectors("teacher-static"),
-                       "`student.embeddings: teacher-static` (branch students)"),
-}
-
-
 def missing(row: Row) -> str | None:
     """Why the row cannot run in this checkout, or None."""
-    for piece in row.needs:
-        if piece in PEER_NAMES:
-            why = missing_wheel(piece)
-            if why:
-                return why
-        elif not NEEDS[piece][0]():
-            return f"needs {NEEDS[piece][1]}, which this checkout lacks"
-    return None
+    return missing_piece(row.needs)
 
 
 def _short(path: Path) -> Path:
@@ -347,42 +317,8 @@ def run_study_stage(stage: str, args: argparse.Namespace, runs: Path, row: Row, 
 
     scale = SCALES[args.scale]
     if stage == "peer":
-        peer = row.extra["peer"]
-        vectors = None
-        if peer == "model2vec":
-            from peers import model2vec_vectors
-
-            from mkd.assets import asset_path
-
-            vectors = model2vec_vectors(asset_path("minilm-l6", True), runs / row.run / "vectors-minilm-l6")
-        seed = load_recipe_seed(scale.base, sets)
-        return study_bench.run_peer(peer, scale.base, sets, runs / row.run / row.folder, scale.peer_grid, seed,
-                                    vectors)
+        return study_bench.peer_row(row.extra["peer"], scale.base, sets, runs / row.run, row.folder, scale.peer_grid)
     return study_bench.quantize_int8(runs / row.run / row.extra["of"], runs / row.run / row.folder)
-
-
-def load_recipe_seed(base: str, sets: list[str]) -> int:
-    from mkd.config import load_recipe
-
-    return load_recipe(base, sets).seed
-
-
-def gpu_checks(scale: str) -> None:
-    """The gpu scale needs a GPU (on CPU it would take hours: use gpu-tiny), and its bf16 LSTM path
-    must work there; checked in a second, before any work."""
-    import study_bench
-    import torch
-
-    if not scale.startswith("gpu"):
-        return
-    if scale == "gpu" and not torch.cuda.is_available():
-        raise SystemExit("study: --scale gpu needs a CUDA GPU (none is visible); on CPU run --scale gpu-tiny")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    why = study_bench.preflight(device)
-    if why:
-        raise SystemExit(f"study: the students' LSTM fails under bf16 autocast on {device} ({why}); run the "
-                         "students in fp32: drop distill/finetune mixed_precision=bf16 from GPU_PRECISION in study.py")
-    print(f"study: bf16 LSTM path works on {device}", flush=True)
 
 
 def run_rows(args: argparse.Namespace, runs: Path, results_path: Path) -> None:

@@ -23,6 +23,73 @@ import torch
 from mkd.tasks.task import Example, TaskData
 
 
+def _has_student(name: str) -> bool:
+    from mkd.models.students import student_names
+
+    return name in student_names()
+
+
+def _has_vectors(name: str) -> bool:
+    from mkd.errors import MkdError
+    from mkd.models.students.embeddings import check_source
+
+    try:
+        check_source(name)
+    except MkdError:
+        return False
+    return True
+
+
+NEEDS = {  # piece -> (is it in this checkout?, what is missing)
+    "static": (lambda: _has_student("static"), "`student.type: static` (branch students)"),
+    "teacher-static": (lambda: _has_vectors("teacher-static"),
+                       "`student.embeddings: teacher-static` (branch students)"),
+}
+
+
+def missing_piece(needs: Sequence[str]) -> str | None:
+    """Why a row needing these pieces (NEEDS, or a peer's name: its wheel) cannot run here, or None."""
+    import peers
+
+    for piece in needs:
+        if piece in peers.PEERS:
+            why = peers.missing_wheel(piece)
+            if why:
+                return why
+        elif not NEEDS[piece][0]():
+            return f"needs {NEEDS[piece][1]}, which this checkout lacks"
+    return None
+
+
+def gpu_checks(scale: str) -> None:
+    """The gpu scale needs a GPU (on CPU it would take hours: use gpu-tiny), and its bf16 LSTM path
+    must work there; checked in a second, before any work."""
+    if not scale.startswith("gpu"):
+        return
+    if scale == "gpu" and not torch.cuda.is_available():
+        raise SystemExit("study: --scale gpu needs a CUDA GPU (none is visible); on CPU run --scale gpu-tiny")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    why = preflight(device)
+    if why:
+        raise SystemExit(f"study: the students' LSTM fails under bf16 autocast on {device} ({why}); run the "
+                         "students in fp32: drop distill/finetune mixed_precision=bf16 from GPU_PRECISION in study.py")
+    print(f"study: bf16 LSTM path works on {device}", flush=True)
+
+
+def peer_row(peer: str, base: str, sets: Sequence[str], run: Path, folder: str, grid: Any) -> list[dict]:
+    """A peer row: model2vec's vectors distilled once per run folder (from the MiniLM-L6 asset), then
+    the peer trained with the recipe's seed."""
+    from mkd.assets import asset_path
+    from mkd.config import load_recipe
+
+    vectors = None
+    if peer == "model2vec":
+        from peers import model2vec_vectors
+
+        vectors = model2vec_vectors(asset_path("minilm-l6", True), run / "vectors-minilm-l6")
+    return run_peer(peer, base, sets, run / folder, grid, load_recipe(base, list(sets)).seed, vectors)
+
+
 def task_data(base: str, sets: Sequence[str]) -> dict[str, TaskData]:
     """The recipe's tasks exactly as the mkd rows load them (mkd's own task API)."""
     from mkd.config import load_recipe
