@@ -89,12 +89,13 @@ def test_versus_peers_finds_the_best_mkd_row_at_least_as_fast():
     assert len(found) == 3  # a peer is never compared with another peer
 
 
+@pytest.mark.timeout(3600)  # about 50 `mkd` commands: minutes alone, far more on a loaded machine
 def test_a_tiny_study_runs_end_to_end(tmp_path):
     """The whole study (every row, real assets, tiny sizes): results, shared transfer sets, bench, table, plots."""
     script = Path(__file__).parents[1] / "benchmarks/study/study.py"
     runs, results = tmp_path / "runs", tmp_path / "results.json"
     base = [sys.executable, str(script), "--scale", "tiny", "--runs", str(runs), "--results", str(results)]
-    subprocess.run([*base, "--seeds", "1"], check=True, capture_output=True, text=True, timeout=900)
+    subprocess.run([*base, "--seeds", "1"], check=True, capture_output=True, text=True, timeout=3000)
     stored = json.loads(results.read_text())
     skipped = stored.pop("_skipped")
     every = study.rows("tiny", runs)
@@ -121,13 +122,13 @@ def test_a_tiny_study_runs_end_to_end(tmp_path):
     # a second pass recomputes nothing: every stage of the row says so, and the stored result is unchanged
     before = len(log)
     row = "MKD-LSTM (bilstm_attn, multi-task)"
-    subprocess.run([*base, "--seeds", "1", "--rows", row], check=True, capture_output=True, text=True, timeout=300)
+    subprocess.run([*base, "--seeds", "1", "--rows", row], check=True, capture_output=True, text=True, timeout=900)
     second = (runs / "study.log").read_text()[before:]
     assert "augment: unchanged" in second and "label: unchanged" in second and "distill: unchanged" in second
     assert "wrote" not in second
     assert json.loads(results.read_text())[row]["seeds"]["1"]["models"] == stored[row]["seeds"]["1"]["models"]
     out = subprocess.run([*base, "--bench", "--table", "--plot", str(tmp_path / "plots")], check=True,
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=1200)
     lines = [line for line in out.stdout.splitlines() if line.startswith("| ") and "|---" not in line]
     split = next(i for i, line in enumerate(lines) if line.startswith("| task | peer |"))
     table, per_peer = lines[:split], lines[split + 1 :]
@@ -146,15 +147,16 @@ def test_a_tiny_study_runs_end_to_end(tmp_path):
             assert all(f["threads"] == 1 and f["batch_4"]["examples_per_s"] > 0 for f in figures.values()), name
 
 
+@pytest.mark.timeout(3600)
 def test_the_gpu_scale_runs_tiny_on_cpu(tmp_path):
     """The gpu command's rows, stages and bf16 settings on CPU at tiny sizes (MiniLM-L6 for MPNet-base),
     so that `study.py --scale gpu` runs the first time it meets a GPU."""
     script = Path(__file__).parents[1] / "benchmarks/study/study.py"
     runs, results = tmp_path / "runs", tmp_path / "results.json"
     base = [sys.executable, str(script), "--scale", "gpu-tiny", "--runs", str(runs), "--results", str(results)]
-    subprocess.run([*base, "--seeds", "1"], check=True, capture_output=True, text=True, timeout=900)
+    subprocess.run([*base, "--seeds", "1"], check=True, capture_output=True, text=True, timeout=3000)
     out = subprocess.run([*base, "--bench", "--table", "--plot", str(tmp_path / "plots")], check=True,
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=1200)
     stored = json.loads(results.read_text())
     skipped = stored.pop("_skipped")
     assert [n for n in stored if n != "_bench"] == [r.name for r in study.rows("gpu-tiny") if r.name not in skipped]

@@ -102,11 +102,14 @@ def model2vec_vectors(source: Path, out: Path, pca_dims: int = 256) -> Path:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from model2vec.distill import distill
 
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # several study processes may distil at once
     shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
     distill(str(source), pca_dims=pca_dims, device="cpu").save_pretrained(str(tmp))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    try:
+        tmp.rename(out)
+    except OSError:  # another process got there first: keep its copy
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -79,14 +79,16 @@ def gpu_checks(scale: str) -> None:
 def peer_row(peer: str, base: str, sets: Sequence[str], run: Path, folder: str, grid: Any) -> list[dict]:
     """A peer row: model2vec's vectors distilled once per run folder (from the MiniLM-L6 asset), then
     the peer trained with the recipe's seed."""
-    from mkd.assets import asset_path
+    from mkd.assets import asset_path, cache_dir
     from mkd.config import load_recipe
 
     vectors = None
     if peer == "model2vec":
         from peers import model2vec_vectors
 
-        vectors = model2vec_vectors(asset_path("minilm-l6", True), run / "vectors-minilm-l6")
+        # the vectors depend on the (immutable) asset only: distilled once per machine, kept beside it
+        cache = cache_dir() / "study"
+        vectors = model2vec_vectors(asset_path("minilm-l6", True), cache / "model2vec-minilm-l6-pca256")
     return run_peer(peer, base, sets, run / folder, grid, load_recipe(base, list(sets)).seed, vectors)
 
 
