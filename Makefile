@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# The local CPU build of PyTorch; any other spec pulls gigabytes of CUDA packages.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,study]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -25,8 +25,9 @@ test: $(STAMP)
 	$(BIN)/mkd fetch minilm-l6 glove-6b-50d spacy-en-md rt-snippets snli
 	$(BIN)/python -m pytest -q --timeout=900
 
-# The study of benchmarks/study/ (hours on 2 CPU cores; resumes where it stopped): every row, then
-# one interleaved `mkd bench` over all its models, the table and the figures.
+# The study of benchmarks/study/ (hours on 2 CPU cores; resumes where it stopped): every row and the
+# peers (the `study` extra), then one interleaved bench over all of them, the tables and the figures.
+# On one GPU: `make study STUDY_SCALE=gpu` (under 8 minutes with MPNet-base; see RESULTS.md).
 STUDY_SCALE ?= full
 study: $(STAMP)
 	$(BIN)/python benchmarks/study/study.py --scale $(STUDY_SCALE)

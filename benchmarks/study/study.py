@@ -8,9 +8,14 @@ set would be identical to another run's gets it by hard links (the stages still 
 fingerprint). A finished row is not recomputed (each stage skips itself when unchanged), so the
 study resumes where it stopped, and several study processes may run side by side (`--rows`).
 
-`--bench` then measures every row's model in one `mkd bench --model ...` call (interleaved, so
-all rows are measured under the same conditions); `--table` prints the Markdown table and `--plot`
-draws the figures. Results go to benchmarks/study/results-<scale>.json.
+The peers (fastText, model2vec; peers.py) are trained by the study on the mkd rows' own splits, and
+the teacher's int8 ONNX rows are quantized and scored by it (study_bench.py). Rows that need a piece
+of mkd this checkout lacks (`Row.needs`) are skipped with that reason, stored under "_skipped".
+
+`--bench` then measures every row's model, the int8 graphs and the peers in one process, interleaved
+round by round (one thread, batch 32, tokenization included); `--table` prints the Markdown tables
+(every row; and, per task, each peer against the mkd rows at least as fast) and `--plot` draws the
+figures, a Pareto plot per task among them. Results go to benchmarks/study/results-<scale>.json.
 """
 
 from __future__ import annotations
@@ -26,9 +31,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))  # peers.py, study_bench.py, study_report.py
+from peers import NAMES as PEER_NAMES
+from peers import PeerGrid
+from study_bench import NEEDS, gpu_checks, missing_piece  # noqa: F401 (NEEDS: the pieces rows may need)
+
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = ("rt_polarity", "snli")
-VECTORS = {"glove-6b-50d": "GloVe 50-d", "spacy-en-md": "spaCy 300-d", "teacher": "teacher WordPiece"}
+VECTORS = {"glove-6b-50d": "GloVe 50-d", "spacy-en-md": "spaCy 300-d", "teacher": "teacher WordPiece",
+           "teacher-static": "teacher static (model2vec-distilled)"}
 
 
 @dataclass(frozen=True)
@@ -45,18 +56,49 @@ class Scale:
     ablation_seeds: int | None = None  # ablation rows run only the first n seeds (None: all)
     row_seeds: dict[str, int] = field(default_factory=dict)  # row-name prefix -> only the first n seeds
     extra: tuple[str, ...] = ()  # every row (the tiny scale's sizes)
+    teacher_label: str = "MiniLM-L6"
+    only: tuple[str, ...] = ()  # keep only rows whose names start with one of these (empty: every row)
+    drop: tuple[str, ...] = ()  # and drop rows whose names contain one of these
+    static: tuple[str, ...] = ()  # every static student row
+    peer_grid: PeerGrid = field(default_factory=PeerGrid)
+    bench: tuple[int, int, int] = (32, 5, 256)  # batch size, rounds, dev examples per task
 
 
 TF = ("distill.train.lr=1e-4", "distill.train.batch_size=32")
+TINY_GRID = PeerGrid(fasttext={"epoch": [2], "lr": [0.1, 0.3], "dim": [16]},
+                     model2vec={"learning_rate": [3e-3], "max_epochs": [1], "batch_size": [16]})
+TINY_SIZES = ("tasks.rt_polarity.max_train=48", "tasks.rt_polarity.max_dev=16", "tasks.rt_polarity.max_test=16",
+              "tasks.snli.max_train=48", "tasks.snli.max_dev=16", "tasks.snli.max_test=16",
+              "teacher.max_length=32", "teacher.train.batch_size=8", "transfer.augment.n_iter=1",
+              "student.max_length=32", "distill.train.batch_size=8", "transfer.label_batch_size=16")
+GPU_PRECISION = ("teacher.train.mixed_precision=bf16", "distill.train.mixed_precision=bf16",
+                 "finetune.train.mixed_precision=bf16")
+GPU: dict = {
+    "teacher": ("teacher.train.epochs=1", "teacher.train.batch_size=64", "teacher.train.lr=5e-5",
+                "teacher.train.eval_every=400", "teacher.train.patience=null"),  # the whole epoch, best on dev
+    "student": ("distill.train.max_steps=2000", "distill.train.batch_size=256", "distill.train.eval_every=500"),
+    "static": ("distill.train.max_steps=2000", "distill.train.batch_size=256", "distill.train.eval_every=500"),
+    "transformer": ("distill.train.lr=1e-4", "distill.train.batch_size=128", "distill.train.max_steps=1500",
+                    "distill.train.eval_every=500"),
+    "finetune": ("finetune.train.max_steps=300", "finetune.train.batch_size=256", "finetune.train.eval_every=100"),
+    "bench": (32, 3, 128),
+    "teacher_label": "MPNet-base",
+    # the paper's comparison (MKD against Tang), each family's MKD row and the peers; fine-tuning and the
+    # static single-task rows are left to the CPU scales (they would not fit in 8 minutes)
+    "only": ("Teacher", "Tang", "MKD-LSTM (", "MKD-Static (", "MKD-Transformer (", "fastText", "model2vec"),
+    "drop": ("only)",),
+    "extra": ("teacher.model=mpnet-base", "teacher.max_length=64", "student.max_length=64",
+              "transfer.augment.n_iter=2", "transfer.label_batch_size=1024", *GPU_PRECISION),
+}
 SCALES = {
     # 2,000 training examples per task (the packaged demo recipe), GloVe-50d, hidden 150
     "demo": Scale("demo", transformer=(*TF, "distill.train.epochs=2"), longer=("distill.train.epochs=8",)),
-    # all the data, with a CPU budget: step-limited teachers (equal batches per task: 1,000 multi-task
-    # = about 100 rt + 900 snli), students limited to 1,500 steps of 50 over the full transfer set;
+    # all the data, with a CPU budget: teachers one full epoch of all the data, students limited to
+    # 1,500 steps of 50 over the full transfer set (static students 3,000: a step costs far less);
     # the two slowest student rows get 2 seeds, ablations 1 (2 CPU cores, one session)
     "full": Scale(
-        "full", teacher=("teacher.train.epochs=1", "teacher.train.eval_every=500"),
-        teacher_steps={"mkd": 1000, "teacher-rt_polarity": 100, "teacher-snli": 900},
+        "full", teacher=("teacher.train.epochs=1", "teacher.train.eval_every=500", "teacher.train.patience=null"),
+        static=("distill.train.max_steps=3000", "distill.train.eval_every=500"),
         student=("distill.train.max_steps=1500", "distill.train.eval_every=500"),
         transformer=(*TF, "distill.train.max_steps=1000", "distill.train.eval_every=500"),
         finetune=("finetune.train.max_steps=300", "finetune.train.eval_every=100"),
@@ -71,7 +113,20 @@ SCALES = {
                "tasks.snli.max_train=48", "tasks.snli.max_dev=16", "tasks.snli.max_test=16",
                "teacher.max_length=32", "teacher.train.batch_size=8", "teacher.train.epochs=1",
                "transfer.augment.n_iter=1", "student.hidden_size=8", "student.max_length=32",
-               "distill.train.batch_size=8", "bench.rounds=1", "bench.examples=8", "bench.batch_sizes=[1,4]")),
+               "distill.train.batch_size=8", "bench.rounds=1", "bench.examples=8", "bench.batch_sizes=[1,4]"),
+        static=("distill.train.max_steps=3",), peer_grid=TINY_GRID, bench=(4, 1, 8)),
+    # one H200, under 8 minutes: the MPNet-base teacher (the paper's BERT-base setting), one epoch of
+    # all the data of both tasks, its whole transfer set (every training example, augmented 2x: n_iter
+    # 2) labelled once; bf16 everywhere; students step-limited with large batches; no ablations
+    "gpu": Scale("full", **GPU),
+    # the gpu scale's rows, steps and precision at tiny sizes on CPU with MiniLM-L6 (tests/test_study.py),
+    # so that the gpu command runs the first time it meets a GPU
+    "gpu-tiny": Scale("full", **{
+        **GPU, "teacher": ("teacher.train.epochs=1", "teacher.train.max_steps=2"),
+        "student": ("distill.train.max_steps=3",), "static": ("distill.train.max_steps=3",),
+        "transformer": ("distill.train.max_steps=2",), "finetune": ("finetune.train.max_steps=2",),
+        "teacher_label": "MiniLM-L6", "peer_grid": TINY_GRID, "bench": (4, 1, 8),
+        "extra": (*GPU_PRECISION, *TINY_SIZES, "student.hidden_size=8", "student.embeddings=glove-6b-50d")}),
 }
 
 
@@ -79,12 +134,18 @@ SCALES = {
 class Row:
     name: str
     run: str  # run folder name (rows with the same run share teacher/transfer)
-    stages: tuple[str, ...]
+    stages: tuple[str, ...]  # mkd stages; or ("peer",) / ("int8",), which the study runs itself
     sets: tuple[str, ...] = ()
     folder: str = "student"  # model folder inside the run
     seeded: bool = True  # students: repeated over seeds
-    kind: str = "student"  # teacher | student | ablation
+    kind: str = "student"  # teacher | student | ablation | peer
     extra: dict = field(default_factory=dict)
+    needs: tuple[str, ...] = ()  # pieces of mkd (NEEDS) or peer wheels the row cannot run without
+
+
+def missing(row: Row) -> str | None:
+    """Why the row cannot run in this checkout, or None."""
+    return missing_piece(row.needs)
 
 
 def _short(path: Path) -> Path:
@@ -111,31 +172,47 @@ def rows(scale: str, runs: Path | None = None) -> list[Row]:
     mt_teacher = _short(runs / "mkd" / "teacher")
     teach_from = tuple(f"transfer.teachers.{t}={mt_teacher}" for t in TASKS)
     mkd_student = (*teach_from, *s.student)
+    static = (*teach_from, *s.static, "student.type=static")
+    tl = s.teacher_label
 
     def teacher(run: str) -> tuple[str, ...]:
         steps = s.teacher_steps.get(run)
         return (*s.teacher, *((f"teacher.train.max_steps={steps}",) if steps else ()))
 
-    out = [Row("Teacher MiniLM-L6 (multi-task)", "mkd", ("teach",), teacher("mkd"), "teacher", False, "teacher")]
+    out = [Row(f"Teacher {tl} (multi-task)", "mkd", ("teach",), teacher("mkd"), "teacher", False, "teacher"),
+           Row(f"Teacher {tl} (multi-task), ONNX int8", "mkd", ("int8",), teacher("mkd"), "teacher-int8", False,
+               "teacher", extra={"of": "teacher"})]
     for t in TASKS:
-        out.append(Row(f"Teacher MiniLM-L6 ({t} only)", f"teacher-{t}", ("teach",),
+        out.append(Row(f"Teacher {tl} ({t} only)", f"teacher-{t}", ("teach",),
                        (*_single(t, s), *teacher(f"teacher-{t}")), "teacher", False, "teacher"))
     for t in TASKS:
         single = (*_single(t, s), f"transfer.teachers.{t}={mt_teacher}", *s.student)
+        single_static = (*_single(t, s), f"transfer.teachers.{t}={mt_teacher}", *s.static, "student.type=static")
+        no_kd = ("transfer.augment.enabled=false", "distill.alpha=1.0")
         out += [
             Row(f"BiLSTM, no distillation ({t})", f"nodistill-{t}", ("augment", "label", "distill"),
-                (*single, "transfer.augment.enabled=false", "distill.alpha=1.0", "student.type=bilstm"), "bilstm"),
+                (*single, *no_kd, "student.type=bilstm"), "bilstm"),
             Row(f"Tang: BiLSTM single-task KD ({t})", f"single-{t}", ("augment", "label", "distill"),
                 (*single, "student.type=bilstm"), "bilstm"),
             Row(f"bilstm_attn single-task KD ({t})", f"single-{t}", ("augment", "label", "distill"), single, "attn"),
+            Row(f"Static, no distillation ({t})", f"nodistill-{t}", ("augment", "label", "distill"),
+                (*single_static, *no_kd), "static", needs=("static",)),
+            Row(f"Static single-task KD ({t})", f"single-{t}", ("augment", "label", "distill"), single_static,
+                "static", needs=("static",)),
         ]
+    tf = (*teach_from, *s.transformer, "student.type=transformer", "student.init_from=minilm-l6",
+          "student.init_layers=3")
     out += [
         Row("MKD-LSTM (bilstm_attn, multi-task)", "mkd", ("augment", "label", "distill"), mkd_student, "mkd-lstm"),
         Row("MKD-LSTM + fine-tuning", "mkd", ("finetune",), (*mkd_student, *s.finetune), "mkd-lstm",
             extra={"finetuned": True}),
-        Row("MKD-Transformer (3 layers of MiniLM-L6)", "mkd", ("distill",),
-            (*teach_from, *s.transformer, "student.type=transformer", "student.init_from=minilm-l6",
-             "student.init_layers=3"), "mkd-tf"),
+        Row("MKD-Static (multi-task)", "mkd", ("distill",), static, "mkd-static", needs=("static",)),
+        Row("MKD-Static + fine-tuning", "mkd", ("finetune",), (*static, *s.finetune), "mkd-static",
+            extra={"finetuned": True}, needs=("static",)),
+        Row("MKD-Transformer (3 layers of MiniLM-L6)", "mkd", ("distill",), tf, "mkd-tf"),
+        Row("MKD-Transformer + fine-tuning", "mkd", ("finetune",), (*tf, *s.finetune, "finetune.train.lr=5e-5"),
+            "mkd-tf",
+            extra={"finetuned": True}),
         Row("Gap: MKD-LSTM, twice the distillation budget", "mkd", ("distill",), (*mkd_student, *s.longer),
             "mkd-lstm-longer", kind="ablation"),
         Row("Ablation: KL with T^2 (T=2)", "mkd", ("distill",),
@@ -143,14 +220,21 @@ def rows(scale: str, runs: Path | None = None) -> list[Row]:
         Row("Ablation: uniform task mixing", "mkd", ("distill",), (*mkd_student, "distill.train.mixing=uniform"),
             "mkd-lstm-uniform", kind="ablation"),
     ]
-    base_vectors = load_recipe(s.base).student.embeddings
+    base_vectors = load_recipe(s.base, list(s.extra)).student.embeddings
     for name, label in VECTORS.items():
         if name != base_vectors:
             out.append(Row(f"Ablation: {label} vectors", "mkd", ("distill",),
-                           (*mkd_student, f"student.embeddings={name}"), f"mkd-lstm-{name}", kind="ablation"))
+                           (*mkd_student, f"student.embeddings={name}"), f"mkd-lstm-{name}", kind="ablation",
+                           needs=("teacher-static",) if name == "teacher-static" else ()))
     out.append(Row("Ablation: no augmentation", "mkd-noaug", ("augment", "label", "distill"),
                    (*mkd_student, "transfer.augment.enabled=false"), "mkd-lstm", kind="ablation"))
-    return out
+    for peer, label in PEER_NAMES.items():
+        for t in TASKS:
+            out.append(Row(f"{label} ({t})", f"peer-{peer}", ("peer",), _single(t, s), t, False, "peer",
+                           extra={"peer": peer}, needs=(peer,)))
+    if s.only:
+        out = [r for r in out if r.name.startswith(s.only)]
+    return [r for r in out if not any(d in r.name for d in s.drop)]
 
 
 def row_sets(scale: str, runs: Path, row: Row, seed: int | None) -> list[str]:
@@ -227,12 +311,28 @@ def update_results(path: Path, key: str, value: dict) -> None:
         tmp.replace(path)
 
 
+def run_study_stage(stage: str, args: argparse.Namespace, runs: Path, row: Row, sets: list[str]) -> list[dict]:
+    """The rows the study runs itself: a peer trained on the row's splits, or the int8 teacher."""
+    import study_bench
+
+    scale = SCALES[args.scale]
+    if stage == "peer":
+        return study_bench.peer_row(row.extra["peer"], scale.base, sets, runs / row.run, row.folder, scale.peer_grid)
+    return study_bench.quantize_int8(runs / row.run / row.extra["of"], runs / row.run / row.folder)
+
+
 def run_rows(args: argparse.Namespace, runs: Path, results_path: Path) -> None:
     scale = SCALES[args.scale]
     log = runs / "study.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    gpu_checks(args.scale)
+    skipped = {row.name: why for row in rows(args.scale, runs) if (why := missing(row))}
+    update_results(results_path, "_skipped", skipped)
     for row in rows(args.scale, runs):
         if args.rows and not any(s.lower() in row.name.lower() for s in args.rows):
+            continue
+        if row.name in skipped:
+            print(f"study: {row.name}: skipped: {skipped[row.name]}", flush=True)
             continue
         seeds = args.seeds if row.seeded else [None]
         if row.kind == "ablation" and scale.ablation_seeds:
@@ -243,32 +343,47 @@ def run_rows(args: argparse.Namespace, runs: Path, results_path: Path) -> None:
             sets = row_sets(args.scale, runs, row, seed)
             if "augment" in row.stages:
                 share_transfer(runs, row, sets, scale.base)
-            wall = sum(mkd(stage, scale.base, sets, log) for stage in row.stages)
-            entry["seeds"][str(seed)] = {"models": collect(runs, row, seed), "wall_seconds": round(wall, 1)}
+            started = time.time()
+            if row.stages[0] in ("peer", "int8"):
+                models = run_study_stage(row.stages[0], args, runs, row, sets)
+            else:
+                for stage in row.stages:
+                    mkd(stage, scale.base, sets, log)
+                models = collect(runs, row, seed)
+            wall = time.time() - started
+            entry["seeds"][str(seed)] = {"models": models, "wall_seconds": round(wall, 1)}
             print(f"study: {row.name} seed {seed}: done ({wall:.0f}s)", flush=True)
         update_results(results_path, row.name, entry)
 
 
 def run_bench(args: argparse.Namespace, runs: Path, results_path: Path) -> None:
-    """One `mkd bench --model ...` over the first seed's models of every finished row."""
+    """One in-process bench over the first seed's models of every finished row, the int8 graphs and
+    the peers, interleaved per task (study_bench.bench)."""
+    import study_bench
+
+    scale = SCALES[args.scale]
     results = json.loads(results_path.read_text())
-    folders = []
+    by_name = {r.name: r for r in rows(args.scale, runs)}
+    models: dict[str, Path] = {}
+    int8: dict[str, tuple[Path, Path, str]] = {}
+    peer_folders: dict[str, tuple[str, Path, str]] = {}
     for name, entry in results.items():
-        if name.startswith("_"):
+        if name.startswith("_") or name not in by_name:
             continue
+        row = by_name[name]
         first = next(iter(entry["seeds"].values()))
-        folders += [runs.parent / m["path"] for m in first["models"]]
-    folders = list(dict.fromkeys(folders))  # rows sharing a model (none today) are measured once
-    cmd = [sys.executable, "-m", "mkd", "bench"] + [a for f in folders for a in ("--model", str(f))]
-    with open(runs / "study.log", "a") as f:
-        f.write("$ " + " ".join(cmd) + "\n")
-    if subprocess.call(cmd, cwd=ROOT):
-        raise SystemExit("study: mkd bench failed")
-    bench = {}
-    for folder in folders:
-        figures = json.loads((folder / "bench.json").read_text())
-        bench[str(folder.relative_to(runs.parent))] = figures
-    update_results(results_path, "_bench", bench)
+        for m in first["models"]:
+            folder = runs.parent / m["path"]
+            if row.kind == "peer":
+                peer_folders[m["path"]] = (row.extra["peer"], folder, m["task"])
+            elif row.stages == ("int8",):
+                int8[m["path"]] = (runs / row.run / row.extra["of"], runs.parent / m["graph"], m["task"])
+            else:
+                models[m["path"]] = folder
+    batch, rounds, n = scale.bench
+    data = study_bench.task_data(scale.base, list(scale.extra))
+    figures = study_bench.bench(models, int8, peer_folders, data, [batch], rounds, n)
+    update_results(results_path, "_bench", figures)
 
 
 def main() -> None:
@@ -284,8 +399,7 @@ def main() -> None:
     args = ap.parse_args()
     runs = (args.runs or ROOT / f"runs/study-{args.scale}").resolve()
     results_path = args.results or ROOT / f"benchmarks/study/results-{args.scale}.json"
-    sys.path.insert(0, str(Path(__file__).parent))
-    from study_report import plot, table  # beside this file
+    from study_report import peer_table, plot, table  # beside this file
 
     if not (args.bench or args.table or args.plot):
         run_rows(args, runs, results_path)
@@ -297,6 +411,8 @@ def main() -> None:
         stored = {k: stored[k] for k in sorted(stored, key=lambda k: order.index(k) if k in order else -1)}
         if args.table:
             print(table(stored))
+            print()
+            print(peer_table(stored))
         if args.plot:
             plot(stored, args.plot)
 

@@ -7,6 +7,13 @@ from pathlib import Path
 
 TASKS = ("rt_polarity", "snli")
 TEACHER = "Teacher MiniLM-L6 (multi-task)"
+BATCH = 32  # the decision's speed: examples/s at batch 32, one thread, tokenization included
+
+
+def teacher_name(results: dict) -> str | None:
+    """The multi-task teacher row (MiniLM-L6 or MPNet-base, whichever the scale used)."""
+    return next((k for k, e in results.items() if not k.startswith("_") and e.get("kind") == "teacher"
+                 and k.endswith("(multi-task)")), None)
 
 
 def per_seed_scores(entry: dict, split: str = "test") -> list[dict[str, float]]:
@@ -36,6 +43,8 @@ def speed(entry: dict, bench: dict, runtime: str = "torch") -> float | None:
     """Examples/s at the largest batch size, over the first seed's models and their tasks."""
     from mkd.bench import mean_speed
 
+    if not entry["seeds"]:
+        return None
     first = next(iter(entry["seeds"].values()))
     vals = [mean_speed(f["tasks"], max(f["batch_sizes"]), runtime) for m in first["models"]
             if (f := bench.get(m["path"]))]
@@ -45,12 +54,12 @@ def speed(entry: dict, bench: dict, runtime: str = "torch") -> float | None:
 
 def rows(results: dict) -> list[dict]:
     bench = results.get("_bench", {})
-    teacher = results.get(TEACHER)
+    teacher = results.get(teacher_name(results) or TEACHER)
     t_macro = summarize(teacher)["macro"][0] if teacher else None
     t_speed = speed(teacher, bench) if teacher else None
     out = []
     for name, entry in results.items():
-        if name.startswith("_"):
+        if name.startswith("_") or not entry["seeds"]:
             continue
         test, dev = summarize(entry), summarize(entry, "dev")
         first = next(iter(entry["seeds"].values()))
@@ -138,4 +147,81 @@ def plot(results: dict, folder: Path) -> list[Path]:
     paths.append(folder / "per-task.png")
     fig.savefig(paths[1], dpi=120)
     plt.close(fig)
+    from mkd.plots import pareto_figure
+
+    paths.append(folder / "pareto.png")
+    pareto_figure(task_points(results), paths[2], metric="test accuracy (%)")
     return paths
+
+
+# ---- the user's decision: per task, accuracy against speed, and each peer against mkd's rows ----------
+
+
+def task_speed(entry: dict, bench: dict, task: str, runtime: str = "torch") -> float | None:
+    """Examples/s on `task` at the bench's largest batch (first seed's model that has the task)."""
+    from mkd.bench import ORT
+
+    first = next(iter(entry["seeds"].values()), None) if entry["seeds"] else None
+    for m in (first or {}).get("models", []):
+        f = bench.get(m["path"], {})
+        figures = f.get("tasks", {}).get(task)
+        if figures:
+            figures = figures.get(ORT, {}) if runtime == ORT else figures
+            return figures.get(f"batch_{max(f['batch_sizes'])}", {}).get("examples_per_s")
+    return None
+
+
+def task_points(results: dict) -> dict[str, list]:
+    """{task: [Point]}: every teacher, student and peer row with a test score and a speed on the task
+    (ablations left out); the multi-task teacher also as its ONNX Runtime fp32 graph."""
+    from mkd.bench import ORT
+    from mkd.plots import Point
+
+    bench = results.get("_bench", {})
+    teacher = teacher_name(results)
+    out: dict[str, list] = {t: [] for t in TASKS}
+    for name, entry in results.items():
+        if name.startswith("_") or entry.get("kind") == "ablation" or not entry["seeds"]:
+            continue
+        test = summarize(entry)
+        for t in TASKS:
+            if t not in test:
+                continue
+            speed_t = task_speed(entry, bench, t)
+            if speed_t:
+                out[t].append(Point(name, speed_t, test[t][0]))
+            if name == teacher and (ort := task_speed(entry, bench, t, ORT)):
+                out[t].append(Point(f"{name}, ONNX fp32", ort, test[t][0]))
+    return out
+
+
+def versus_peers(points: dict[str, list], peers: dict[str, set[str]]) -> list[dict]:
+    """For each task and each peer point: the most accurate mkd point at least as fast, and by how
+    many points it is ahead (negative: behind); None when no mkd row is that fast."""
+    out = []
+    for task, pts in points.items():
+        mine = [p for p in pts if p.name not in peers.get(task, set())]
+        for peer in (p for p in pts if p.name in peers.get(task, set())):
+            fast = [p for p in mine if p.speed >= peer.speed]
+            best = max(fast, key=lambda p: (p.score, p.speed), default=None)
+            out.append({"task": task, "peer": peer, "mkd": best,
+                        "ahead": round(best.score - peer.score, 2) if best else None})
+    return out
+
+
+def peer_names(results: dict) -> dict[str, set[str]]:
+    return {t: {n for n, e in results.items() if not n.startswith("_") and e.get("kind") == "peer"
+                and t in summarize(e)} for t in TASKS}
+
+
+def peer_table(results: dict) -> str:
+    """Markdown: per task and peer, the peer's test score and speed, the best mkd row at least as fast."""
+    lines = ["| task | peer | test | ex/s | best mkd row at least as fast | test | ex/s | ahead |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in versus_peers(task_points(results), peer_names(results)):
+        p, m = r["peer"], r["mkd"]
+        mine = f"{m.name} | {m.score:.2f} | {m.speed:,.0f} | {r['ahead']:+.2f}" if m else "none as fast | - | - | -"
+        lines.append(f"| {r['task']} | {p.name} | {p.score:.2f} | {p.speed:,.0f} | {mine} |")
+    skipped = results.get("_skipped") or {}
+    lines += ["", *(f"- not run: {name}: {why}" for name, why in skipped.items())]
+    return "\n".join(lines).rstrip()
