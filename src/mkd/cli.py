@@ -178,29 +178,39 @@ TaskOpt = Annotated[str | None, typer.Option("--task", help="which head (optiona
 FileOpt = Annotated[str | None, typer.Option("--file", help="CSV/TSV/JSONL with the task's text_fields columns")]
 
 
+QuantizeOpt = Annotated[str | None, typer.Option("--quantize", help="int8: add an ONNX Runtime dynamic-int8 graph")]
+
+
 @app.command()
-def export(model: ModelOpt, fmt: FormatOpt = "onnx", out: OutOpt = None) -> None:
-    """Export a model to ONNX (one graph per task) or Hugging Face folders (one per task), checked
-    against PyTorch on the model's dev examples."""
+def export(model: ModelOpt, fmt: FormatOpt = "onnx", out: OutOpt = None, quantize: QuantizeOpt = None) -> None:
+    """Export a model to ONNX (one graph for all tasks, tokenizer.json beside it; --quantize int8 adds an
+    int8 graph) or Hugging Face folders (one per task), checked against PyTorch on the model's dev examples."""
     from mkd.export import export as run_export
     from mkd.stages.common import say
 
-    result = run_export(model, fmt, out)
+    result = run_export(model, fmt, out, quantize=quantize)
     for task, info in result["tasks"].items():
-        where = Path(result["out"]) / (info.get("file") or info.get("folder", task))
-        say(f"export: {task} -> {where} (max |diff| vs PyTorch {info['max_abs_diff']:.1e} on {info['checked_on']})")
+        where = Path(result["out"]) / (result.get("graph") or info.get("folder", task))
+        line = f"export: {task} -> {where} (max |diff| vs PyTorch {info['max_abs_diff']:.1e} on {info['checked_on']}"
+        q = info.get("int8") or {}
+        if "argmax_agreement" in q:
+            line += f"; int8 agrees on {q['argmax_agreement']:.1%}, accuracy change {q.get('accuracy_change', 0):+.2%}"
+        say(line + ")")
     typer.echo(result["out"])
 
 
 @app.command()
 def predict(
-    model: ModelOpt, texts: TextsArg = None, task: TaskOpt = None, file: FileOpt = None,
+    model: Annotated[Path | None, typer.Option("--model", help="a model folder (teacher or student)")] = None,
+    texts: TextsArg = None, task: TaskOpt = None, file: FileOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per input")] = False,
+    onnx: Annotated[Path | None, typer.Option("--onnx", help="serve an ONNX export folder (no PyTorch)")] = None,
+    int8: Annotated[bool, typer.Option("--int8", help="with --onnx: its int8 graph")] = False,
 ) -> None:
-    """Labels and probabilities (or scores) for texts, from any model folder."""
+    """Labels and probabilities (or scores) for texts, from any model folder or ONNX export."""
     from mkd.predict import run_predict
 
-    for line in run_predict(model, task, texts or [], file, as_json):
+    for line in run_predict(model, task, texts or [], file, as_json, onnx, "int8" if int8 else "fp32"):
         typer.echo(line)
 
 
