@@ -118,7 +118,7 @@ def test_a_tokenizer_that_differs_from_the_model_is_refused(exported, monkeypatc
     monkeypatch.setattr(mkd.onnx_export, "serving_tokenizer", sloppy)
     examples = _examples()
     examples["sent"][0] = examples["sent"][0].__class__("upper", ("GOOD Movie",))
-    with pytest.raises(MkdError, match="tokenizer.json tokenizes dev text upper of task sent differently"):
+    with pytest.raises(MkdError, match=r"tokenizer\.json tokenizes dev text upper of task sent differently"):
         export_onnx(exported["bilstm"][0], tmp_path / "out", examples)
     assert not (tmp_path / "out").exists()
 
@@ -161,7 +161,7 @@ def test_the_readme_serving_snippet_gives_mkd_predicts_labels(kind, exported):
         columns = [[e.texts[i] for e in examples] for i in range(len(spec.text_fields))]
         scope = {"folder": str(out), "task": task, "firsts": columns[0],
                  "seconds": columns[1] if len(columns) > 1 else None}
-        exec(snippet, scope)  # noqa: S102 - the README's own code is what is tested
+        exec(snippet, scope)  # the README's own code is what is tested
         lines = run_predict(str(folder), task, [" ||| ".join(c) if spec.is_pair else c[0]
                                                 for c in zip(*columns, strict=True)], None, True)
         assert scope["labels"] == [json.loads(x)["label"] for x in lines]
