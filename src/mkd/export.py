@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import os
 import sys
 import tempfile
@@ -114,6 +115,18 @@ def ort_session(path: str | Path, threads: int = 1) -> Any:
     return session(path, threads)
 
 
+def weights_digest(folder: Path) -> str:
+    """sha256 of a model folder's weights and of the files that turn text into ids."""
+    h = hashlib.sha256()
+    for name in ("model.safetensors", "mkd.json", "vocab.txt", "tokenizer.json"):
+        path = Path(folder) / name
+        if path.is_file():
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+    return h.hexdigest()
+
+
 def _check_out(out: Path) -> None:
     """Refuse to replace a folder that is not an earlier export (the output is swapped in whole)."""
     if out.exists() and not out.is_dir():
@@ -148,7 +161,8 @@ def export_onnx(folder: str | Path, out: str | Path | None = None,
                             quantize == "int8")
         for t, info in body["tasks"].items():
             info["checked_on"] = "dev" if given[t] else "probe texts"
-        doc = {"format": "onnx", "source": str(folder), "arch": model.arch, "settings": model.settings(), **body}
+        doc = {"format": "onnx", "source": str(folder), "arch": model.arch, "settings": model.settings(),
+               "weights_sha256": weights_digest(folder), **body}
         write_json(tmp / MANIFEST, doc)
     return {**doc, "out": str(out)}
 
