@@ -128,18 +128,26 @@ def measure(runners: dict[str, Runner], examples: Sequence[Example], batch_sizes
 
 
 # ---- ONNX graphs -----------------------------------------------------------------------------------
-def onnx_export_for(folder: Path, scratch: Path, examples: dict[str, list[Example]]) -> tuple[Path, str]:
-    """The folder's own ONNX export (with int8) when it was made from these weights, else a fresh one."""
+def onnx_export_for(folder: Path, scratch: Path, examples: dict[str, list[Example]]) -> tuple[Path, dict[str, Any]]:
+    """The folder's own ONNX export when it was made from these weights, else a fresh one (with int8
+    when the int8 gate passes on these examples; else fp32 only, and why)."""
+    from mkd.errors import MkdError
     from mkd.export import export_onnx, weights_digest
     from mkd.serve import read_manifest
 
     saved = folder / "onnx"
     with contextlib.suppress(Exception):
         doc = read_manifest(saved)
-        if doc.get("weights_sha256") == weights_digest(folder) and doc.get("int8_graph"):
-            return saved, str(saved / doc["graph"])
-    export_onnx(folder, scratch, examples, quantize="int8")
-    return scratch, "exported for the benchmark"
+        if doc.get("weights_sha256") == weights_digest(folder):
+            return saved, {"graph": str(saved / doc["graph"]), "int8": bool(doc.get("int8_graph"))}
+    try:
+        export_onnx(folder, scratch, examples, quantize="int8")
+        return scratch, {"graph": "exported for the benchmark", "int8": True}
+    except MkdError as e:
+        if "int8" not in str(e):
+            raise
+        export_onnx(folder, scratch, examples)
+        return scratch, {"graph": "exported for the benchmark", "int8": False, "int8_error": str(e)[:200]}
 
 
 def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[Example],
@@ -179,9 +187,8 @@ def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[E
             if not onnx:
                 continue
             try:
-                out, where = onnx_export_for(folders[name], Path(scratch) / name, {spec_task: list(examples)})
-                graphs[name] = {"graph": where}
-                for q in ("fp32", "int8"):
+                out, graphs[name] = onnx_export_for(folders[name], Path(scratch) / name, {spec_task: list(examples)})
+                for q in ("fp32", "int8") if graphs[name].pop("int8") else ("fp32",):
                     runners[f"{name}@onnx_{q}"] = onnx_runner(OnnxModel(out, q, threads), spec)
             except (MkdError, ImportError, RuntimeError, ValueError) as e:
                 graphs[name] = {"error": str(e).splitlines()[0][:200] if str(e) else type(e).__name__}
