@@ -73,9 +73,10 @@ def lstm(input_size: int, hidden_size: int, num_layers: int, dropout: float) -> 
 
 def run_lstm(layer: nn.LSTM, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(outputs (B, T, H) with zeros at padding, last hidden state of both directions (B, H)); padding
-    never enters the recurrence. The exact padded path (`padded_lstm`) serves every device: it is the
-    fastest on CPU and runs on cuDNN on a GPU; `packed_lstm` is the reference it is tested against."""
-    return padded_lstm(layer, x, mask)
+    never enters the recurrence. On CPU the padded path (oneDNN kernels, faster than packed sequences
+    in fp32 and bf16: benchmarks/lstm_path.py; it is also what ONNX export traces); on a GPU cuDNN's
+    packed sequences over the module's flat weights. Both compute the same function (to 1e-5)."""
+    return packed_lstm(layer, x, mask) if x.is_cuda else padded_lstm(layer, x, mask)
 
 
 def _lengths(mask: torch.Tensor) -> torch.Tensor:
