@@ -144,7 +144,8 @@ BenchModelOpt = Annotated[list[Path] | None, typer.Option(
 
 @app.command()
 def bench(recipe: RecipeOpt = None, overrides: SetOpt = None, models: BenchModelOpt = None) -> None:
-    """CPU throughput and latency of the teacher and every student of the run (PyTorch and ONNX Runtime)."""
+    """CPU throughput and latency of the teacher and every student of the run: PyTorch fp32 and at the run's
+    precision, ONNX Runtime fp32 and int8; models whose weights are unchanged keep their figures."""
     from mkd.stages.pipeline import bench_stage, print_table, summarize
 
     if models:
@@ -163,9 +164,11 @@ def _bench_models(models: list[Path], recipe: str | None, overrides: list[str] |
         raise MkdError("--model takes its settings from each folder's recipe", "drop -c/--set, or drop --model")
     sizes, result = bench_models(models)
     small, big = min(sizes), max(sizes)
-    say(f"{'model':32s} {f'ex/s b={small}':>9s} {f'ex/s b={big}':>9s} {f'ORT b={big}':>9s}")
+    say(f"{'model':32s} {f'ex/s b={small}':>9s} {f'ex/s b={big}':>9s} {f'ORT b={big}':>9s} {f'int8 b={big}':>10s} "
+        f"{f'best b={big}':>10s}")
     for name, figures in result.items():
-        cells = [mean_speed(figures, small), mean_speed(figures, big), mean_speed(figures, big, ORT)]
+        cells = [mean_speed(figures, small), mean_speed(figures, big), mean_speed(figures, big, ORT),
+                 mean_speed(figures, big, "onnx_int8"), mean_speed(figures, big, "best")]
         say(f"{name:32s} " + " ".join(f"{c:9.0f}" if c else f"{'-':>9s}" for c in cells))
 
 
