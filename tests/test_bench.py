@@ -3,6 +3,7 @@ models are measured once; unchanged ones are not re-measured). No assertion here
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -93,3 +94,29 @@ def test_bench_can_be_turned_off(tmp_path, capsys):
     recipe = load_recipe(write(tmp_path, GOOD), ["bench.enabled=false", f"output_dir={tmp_path}"])
     assert bench_stage(recipe) == {}
     assert "bench: off" in capsys.readouterr().err
+
+
+def test_bench_command_on_model_folders_prints_every_path(tmp_path, monkeypatch, capsys):
+    import yaml
+
+    from mkd.config import StudentConfig
+    from mkd.models.students import build_student
+    from tests.test_run_pipeline import _write_csv
+    from tests.tinyfix import run_cli
+
+    spec = SPECS["sent"]
+    files = {s: _write_csv(tmp_path / f"{s}.csv", spec, 12, i) for i, s in enumerate(("train", "dev", "test"))}
+    recipe = {"name": "b", "tasks": [{"name": "sent", "source": "files", **files, "text_fields": ["text"],
+                                      "type": "classification", "labels": list(spec.labels)}],
+              "bench": {"rounds": 2, "batch_sizes": [1, 4], "examples": 8}}
+    torch.manual_seed(0)
+    cfg = StudentConfig(type="bilstm", embeddings="random", embedding_dim=8, hidden_size=8, max_length=16)
+    folder = tmp_path / "m" / "student"
+    build_student(cfg, {"sent": spec}, [e.texts[0] for e in make_examples(spec, 12, 0)], None).save(folder)
+    (folder / "recipe.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    code, _, err = run_cli(monkeypatch, capsys, "bench", "--model", str(folder))
+    assert code == 0, err
+    header, row = err.strip().splitlines()[-2:]
+    assert "int8 b=4" in header and "best b=4" in header and row.split()[0] == "m/student"
+    figures = json.loads((folder / "bench.json").read_text())
+    assert figures["threads"] == 1 and set(figures["tasks"]["sent"]["paths"]) == set(PATHS)
