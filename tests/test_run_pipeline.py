@@ -139,7 +139,7 @@ def test_run_end_to_end_caches_reruns_what_changed_and_serves(tmp_path, monkeypa
     assert code == 0 and "max |diff| vs PyTorch" in err and "on dev" in err
     code, _, err = run_cli(monkeypatch, capsys, "bench", "-c", recipe, "--set", "distill.train.max_steps=4")
     graph = read_json(run / "bench" / "bench.json")["tasks"]["nli"]["student"]["onnxruntime"]["graph"]
-    assert code == 0 and graph == str(run / "student" / "onnx" / "nli.onnx")
+    assert code == 0 and graph == str(run / "student" / "onnx" / "model.onnx")
     code, out, _ = run_cli(monkeypatch, capsys, "predict", "--model", str(run / "student"), "--task", "nli", "--json",
                        "a cat sits ||| maybe a dog")
     assert code == 0 and json.loads(out)["label"] in SPECS["nli"].labels

@@ -168,7 +168,7 @@ def test_lstm_on_the_teachers_wordpiece_embeddings(small_bert_dir, tmp_path):
 
 
 def test_word_vocabulary_tokenizes_lowercases_and_reads_the_mask_as_unk():
-    assert tokenize("Don't [MASK] it's GOOD.") == ["do", "n't", "[MASK]", "it", "'s", "good", "."]
+    assert tokenize("Don't [MASK] it's GOOD.") == ["do", "n't", "<unk>", "it", "'s", "good", "."]
     vocab = WordVocab.build(["a b b [MASK]", "b c"], min_count=2)
     assert vocab.words == ["<pad>", "<unk>", "b"]
     assert vocab.ids("b [MASK] a zzz", 3) == [2, UNK_ID, UNK_ID] and vocab.ids("", 5) == [UNK_ID]

@@ -1,18 +1,24 @@
-"""CPU inference speed of the teacher and the students, measured the same way in one process.
+"""CPU serving speed of the teacher and the students, measured the same way in one process.
 
-Tokenization is included (a served model gets raw text). Models are measured interleaved, round
-after round, and the median is reported, so that a noisy neighbour or a warm cache favours nobody.
-Each model is measured in PyTorch and, from its ONNX graph (`<model>/onnx/<task>.onnx` when an export
-exists and still matches, else one exported on the fly), in ONNX Runtime with as many threads.
+Every model is measured on every serving path (PATHS): PyTorch fp32, PyTorch at the run's precision
+(bf16 autocast where the CPU has fast bf16), ONNX Runtime fp32 and int8 (the model's own export when
+it still matches the weights, else one made for the benchmark, with the same gates). Tokenization is
+included (a served model gets raw text). Paths and models are interleaved, round after round, with
+threads pinned (bench.threads, for PyTorch and ONNX Runtime alike); each figure is the median over
+rounds, with its spread (min, quartiles, max). Figures are reused, not re-measured, for a model whose
+weights and bench settings are unchanged (`fingerprint`): identical models are measured once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +30,8 @@ from mkd.tasks.task import Example, TaskSpec
 Runner = Callable[[Sequence[Example]], object]
 """Scores one batch of raw examples, tokenization included."""
 ORT = "onnxruntime"
+PATHS = ("torch_fp32", "torch_precision", "onnx_fp32", "onnx_int8")
+CACHE = "cache.json"
 
 
 def machine() -> dict[str, Any]:
@@ -31,22 +39,45 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
-def torch_runner(model: MkdModel, spec: TaskSpec) -> Runner:
+# ---- precision: a switch the precision setting (mixed_precision: auto) plugs into ----------------
+def fast_bf16() -> bool:
+    """Whether this CPU has a bf16 unit (AVX512-BF16 or AMX), read from /proc/cpuinfo."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def default_precision() -> str:
+    """bf16 where the CPU computes it fast, else fp32 (what `mixed_precision: auto` chooses)."""
+    return "bf16" if fast_bf16() else "fp32"
+
+
+AUTOCAST: dict[str, Callable[[], contextlib.AbstractContextManager]] = {
+    "fp32": contextlib.nullcontext,
+    "bf16": lambda: torch.autocast("cpu", dtype=torch.bfloat16),
+}
+
+
+def torch_runner(model: MkdModel, spec: TaskSpec, precision: str = "fp32") -> Runner:
     model.eval()
+    autocast = AUTOCAST[precision]
 
     @torch.inference_mode()
     def run(part: Sequence[Example]) -> object:
-        return model(spec.name, model.encode(spec, part).collate(range(len(part))))
+        with autocast():
+            return model(spec.name, model.encode(spec, part).collate(range(len(part))))
 
     return run
 
 
-def onnx_runner(model: MkdModel, spec: TaskSpec, session: Any) -> Runner:
-    names = [i.name for i in session.get_inputs()]
+def onnx_runner(served: Any, spec: TaskSpec) -> Runner:
+    """An mkd.serve.OnnxModel: tokenizer.json + ONNX Runtime, as a server runs it."""
+    width = len(spec.text_fields)
 
     def run(part: Sequence[Example]) -> object:
-        batch = model.encode(spec, part).collate(range(len(part)))
-        return session.run(None, {n: batch[n].numpy() for n in names})
+        return served.logits(spec.name, [[e.texts[i] for e in part] for i in range(width)], batch_size=len(part))
 
     return run
 
@@ -59,78 +90,133 @@ def _run_once(run: Runner, examples: Sequence[Example], batch_size: int) -> floa
     return time.perf_counter() - start
 
 
-def measure(models: dict[str, MkdModel | Runner], spec: TaskSpec, examples: Sequence[Example],
-            batch_sizes: Sequence[int] = (1, 32), rounds: int = 5) -> dict[str, dict]:
-    """{model: {"batch_<b>": {"examples_per_s", "latency_ms"}}}: medians over interleaved rounds."""
-    threads = torch.get_num_threads()
-    runners = {n: torch_runner(m, spec) if isinstance(m, MkdModel) else m for n, m in models.items()}
+def _figure(per_example: list[float], batch_size: int) -> dict[str, Any]:
+    """Median examples/s over rounds, latency of one batch, and the spread of examples/s."""
+    speeds = sorted(1.0 / s for s in per_example)
+    q = statistics.quantiles(speeds, n=4, method="inclusive") if len(speeds) > 1 else [speeds[0]] * 3
+    med = statistics.median(speeds)
+    return {"examples_per_s": round(med, 1), "latency_ms": round(1000.0 * batch_size / med, 3),
+            "spread": {"min": round(speeds[0], 1), "p25": round(q[0], 1), "p75": round(q[2], 1),
+                       "max": round(speeds[-1], 1), "rounds": len(speeds)}}
+
+
+@contextlib.contextmanager
+def pinned(threads: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def measure(runners: dict[str, Runner], examples: Sequence[Example], batch_sizes: Sequence[int] = (1, 32),
+            rounds: int = 5) -> dict[str, dict]:
+    """{runner: {"batch_<b>": figure}}: interleaved rounds (every runner once per round and batch size)."""
     times: dict[tuple[str, int], list[float]] = {}
     for run in runners.values():  # warm-up
         _run_once(run, examples[: max(batch_sizes)], max(batch_sizes))
     for _ in range(rounds):
         for b in batch_sizes:
+            n = len(examples) if b > 1 else min(len(examples), 64)
             for name, run in runners.items():
-                n = len(examples) if b > 1 else min(len(examples), 64)
                 times.setdefault((name, b), []).append(_run_once(run, examples[:n], b) / n)
     out: dict[str, dict] = {}
     for (name, b), per_example in times.items():
-        sec = statistics.median(per_example)
-        out.setdefault(name, {"threads": threads})[f"batch_{b}"] = {
-            "examples_per_s": round(1.0 / sec, 1), "latency_ms": round(1000.0 * sec * b, 3)}
+        out.setdefault(name, {})[f"batch_{b}"] = _figure(per_example, b)
     return out
 
 
-def onnx_graph(model: MkdModel, spec: TaskSpec, folder: Path, scratch: Path,
-               examples: Sequence[Example]) -> tuple[Any, dict[str, Any]]:
-    """An ONNX Runtime session of the task's graph: the folder's own export when it still matches the
-    weights, else one exported into `scratch`; and what was used."""
-    from mkd.export import TOLERANCE, TaskGraph, check_batches, export_task_onnx, onnx_diff, ort_session
+# ---- ONNX graphs -----------------------------------------------------------------------------------
+def onnx_export_for(folder: Path, scratch: Path, examples: dict[str, list[Example]]) -> tuple[Path, dict[str, Any]]:
+    """The folder's own ONNX export when it was made from these weights, else a fresh one (with int8
+    when the int8 gate passes on these examples; else fp32 only, and why)."""
+    from mkd.errors import MkdError
+    from mkd.export import export_onnx, weights_digest
+    from mkd.serve import read_manifest
 
-    threads = torch.get_num_threads()
-    saved = folder / "onnx" / f"{spec.name}.onnx"
-    if saved.is_file():
-        try:
-            session = ort_session(saved, threads)
-            batches = check_batches(model, spec, examples)
-            diff = onnx_diff(session, TaskGraph(model, spec.name, list(batches[0])), batches)
-            if diff <= TOLERANCE:
-                return session, {"graph": str(saved), "max_abs_diff": diff}
-        except Exception:  # a stale or damaged export: measure a fresh one instead
-            pass
-    scratch.mkdir(parents=True, exist_ok=True)
-    info = export_task_onnx(model, spec, scratch / f"{spec.name}.onnx", examples)
-    return ort_session(scratch / f"{spec.name}.onnx", threads), {"graph": "exported for the benchmark",
-                                                                 "max_abs_diff": info["max_abs_diff"]}
+    saved = folder / "onnx"
+    with contextlib.suppress(Exception):
+        doc = read_manifest(saved)
+        if doc.get("weights_sha256") == weights_digest(folder):
+            return saved, {"graph": str(saved / doc["graph"]), "int8": bool(doc.get("int8_graph"))}
+    try:
+        export_onnx(folder, scratch, examples, quantize="int8")
+        return scratch, {"graph": "exported for the benchmark", "int8": True}
+    except MkdError as e:
+        if "int8" not in str(e):
+            raise
+        export_onnx(folder, scratch, examples)
+        return scratch, {"graph": "exported for the benchmark", "int8": False, "int8_error": str(e)[:200]}
 
 
 def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[Example],
-                  batch_sizes: Sequence[int] = (1, 32), rounds: int = 5, onnx: bool = True) -> dict[str, dict]:
-    """Load every model folder and measure them on one task's texts; adds parameter counts and, under
-    "onnxruntime", the same figures in ONNX Runtime (or the reason there are none)."""
+                  batch_sizes: Sequence[int] = (1, 32), rounds: int = 5, onnx: bool = True,
+                  threads: int = 1, precision: str | None = None,
+                  cache: dict[str, Any] | None = None) -> dict[str, dict]:
+    """Measure model folders on one task's texts, every path interleaved. Per model: the PATHS figures
+    under "paths", torch fp32 at the top level and ONNX fp32 under "onnxruntime" (as before), parameters
+    and the fingerprint. `cache` ({fingerprint: figures}) supplies figures of unchanged models and
+    receives the new ones; models with the same fingerprint are measured once."""
     from mkd.errors import MkdError
+    from mkd.export import weights_digest
+    from mkd.serve import OnnxModel
     from mkd.stages.common import say
 
-    models = {name: load_model(folder, tasks=[spec_task]) for name, folder in folders.items()}
-    spec = next(iter(models.values())).specs[spec_task]
-    runners: dict[str, MkdModel | Runner] = dict(models)
-    graphs: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="mkd-bench-") as scratch:
+    precision = precision or default_precision()
+    cache = cache if cache is not None else {}
+    settings = {"task": spec_task, "batch_sizes": list(batch_sizes), "rounds": rounds, "examples": len(examples),
+                "threads": threads, "precision": precision, "onnx": onnx, "torch": torch.__version__,
+                "texts": hashlib.sha256(json.dumps([e.texts for e in examples]).encode()).hexdigest()}
+    key = json.dumps(settings, sort_keys=True)
+    prints = {n: hashlib.sha256((weights_digest(f) + key).encode()).hexdigest()[:20] for n, f in folders.items()}
+    todo: dict[str, str] = {}  # fingerprint -> the model measured for it
+    for name, fp in prints.items():
+        if fp not in cache and fp not in todo:
+            todo[fp] = name
+    models = {name: load_model(folders[name], tasks=[spec_task]) for name in todo.values()}
+    result: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="mkd-bench-") as scratch, pinned(threads):
+        runners: dict[str, Runner] = {}
+        graphs: dict[str, dict[str, Any]] = {}
         for name, model in models.items():
+            spec = model.specs[spec_task]
+            runners[f"{name}@torch_fp32"] = torch_runner(model, spec)
+            if precision != "fp32":
+                runners[f"{name}@torch_precision"] = torch_runner(model, spec, precision)
             if not onnx:
-                break
+                continue
             try:
-                session, graphs[name] = onnx_graph(model, spec, folders[name], Path(scratch) / name, examples)
-                runners[f"{name}@{ORT}"] = onnx_runner(model, spec, session)
+                out, graphs[name] = onnx_export_for(folders[name], Path(scratch) / name, {spec_task: list(examples)})
+                for q in ("fp32", "int8") if graphs[name].pop("int8") else ("fp32",):
+                    runners[f"{name}@onnx_{q}"] = onnx_runner(OnnxModel(out, q, threads), spec)
             except (MkdError, ImportError, RuntimeError, ValueError) as e:
                 graphs[name] = {"error": str(e).splitlines()[0][:200] if str(e) else type(e).__name__}
                 say(f"bench: no ONNX Runtime figure for {name} on {spec_task}: {graphs[name]['error']}")
-        measured = measure(runners, spec, examples, batch_sizes, rounds)
-    result = {name: measured[name] for name in models}
-    for name, model in models.items():
-        result[name]["parameters"] = model.count_parameters()
-        if name in graphs:
-            result[name][ORT] = {**measured.get(f"{name}@{ORT}", {}), **graphs[name]}
+        measured = measure(runners, examples, batch_sizes, rounds) if runners else {}
+    for fp, name in todo.items():
+        paths = {p: measured[f"{name}@{p}"] for p in PATHS if f"{name}@{p}" in measured}
+        if precision == "fp32":
+            paths["torch_precision"] = paths["torch_fp32"]
+        cache[fp] = {"paths": paths, "precision": precision, "threads": threads, "onnx": graphs.get(name, {}),
+                     "parameters": models[name].count_parameters(), "measured_at": time.time()}
+    for name, fp in prints.items():
+        entry = cache[fp]
+        best = best_path(entry["paths"], max(batch_sizes))
+        result[name] = {**entry["paths"].get("torch_fp32", {}), "threads": entry["threads"],
+                        "precision": entry["precision"], "paths": entry["paths"], "best_path": best,
+                        "parameters": entry["parameters"], "fingerprint": fp,
+                        "reused": name not in todo.values()}
+        if onnx:
+            result[name][ORT] = {**entry["paths"].get("onnx_fp32", {}), **entry["onnx"]}
     return result
+
+
+def best_path(paths: dict[str, Any], batch_size: int) -> str | None:
+    """The serving path with the most examples/s at `batch_size`."""
+    speeds = {p: f.get(f"batch_{batch_size}", {}).get("examples_per_s") for p, f in paths.items()}
+    speeds = {p: s for p, s in speeds.items() if s}
+    return max(speeds, key=lambda p: speeds[p]) if speeds else None
 
 
 def bench_models(folders: Sequence[Path], batch_sizes: Sequence[int] | None = None, rounds: int | None = None,
@@ -161,23 +247,35 @@ def bench_models(folders: Sequence[Path], batch_sizes: Sequence[int] | None = No
     batch_sizes = list(batch_sizes or cfg.batch_sizes)
     rounds = rounds or cfg.rounds
     examples = examples or cfg.examples
+    threads = getattr(cfg, "threads", 1)
     per_model: dict[str, dict[str, Any]] = {n: {} for n in names}
     for task, users in task_of.items():
         recipe = recipes[users[0]]
         data = load_task(recipe.task(task), recipe.seed, recipe.fetch_missing)
         texts = data.split("dev")[:examples]
-        measured = bench_folders({n: names[n] for n in users}, task, texts, batch_sizes, rounds)
+        measured = bench_folders({n: names[n] for n in users}, task, texts, batch_sizes, rounds, threads=threads)
         for n in users:
             per_model[n][task] = measured[n]
     for name, folder in names.items():
         write_json(folder / "bench.json", {"machine": machine(), "batch_sizes": batch_sizes, "rounds": rounds,
-                                           "examples": examples, "tasks": per_model[name]})
+                                           "examples": examples, "threads": threads, "tasks": per_model[name]})
     return batch_sizes, per_model
 
 
 def mean_speed(figures: dict[str, Any], batch_size: int, runtime: str = "torch") -> float | None:
-    """Examples/s at `batch_size`, averaged over the tasks of one model's figures."""
+    """Examples/s at `batch_size`, averaged over the tasks of one model's figures; runtime "torch",
+    ORT (ONNX fp32), a PATHS name, or "best" (each task's fastest path)."""
     key = f"batch_{batch_size}"
-    vals = [(f.get(ORT, {}) if runtime == ORT else f).get(key, {}).get("examples_per_s") for f in figures.values()]
+
+    def pick(f: dict[str, Any]) -> dict[str, Any]:
+        if runtime == ORT:
+            return f.get(ORT, {})
+        if runtime == "best":
+            return f.get("paths", {}).get(best_path(f.get("paths", {}), batch_size) or "", {})
+        if runtime in PATHS:
+            return f.get("paths", {}).get(runtime, {})
+        return f
+
+    vals = [pick(f).get(key, {}).get("examples_per_s") for f in figures.values()]
     vals = [v for v in vals if v]
     return round(sum(vals) / len(vals), 1) if vals else None

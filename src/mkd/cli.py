@@ -165,7 +165,8 @@ BenchModelOpt = Annotated[list[Path] | None, typer.Option(
 
 @app.command()
 def bench(recipe: RecipeOpt = None, overrides: SetOpt = None, models: BenchModelOpt = None) -> None:
-    """CPU throughput and latency of the teacher and every student of the run (PyTorch and ONNX Runtime)."""
+    """CPU throughput and latency of the teacher and every student of the run: PyTorch fp32 and at the run's
+    precision, ONNX Runtime fp32 and int8; models whose weights are unchanged keep their figures."""
     from mkd.stages.pipeline import bench_stage, print_table, summarize
 
     if models:
@@ -184,9 +185,11 @@ def _bench_models(models: list[Path], recipe: str | None, overrides: list[str] |
         raise MkdError("--model takes its settings from each folder's recipe", "drop -c/--set, or drop --model")
     sizes, result = bench_models(models)
     small, big = min(sizes), max(sizes)
-    say(f"{'model':32s} {f'ex/s b={small}':>9s} {f'ex/s b={big}':>9s} {f'ORT b={big}':>9s}")
+    say(f"{'model':32s} {f'ex/s b={small}':>9s} {f'ex/s b={big}':>9s} {f'ORT b={big}':>9s} {f'int8 b={big}':>10s} "
+        f"{f'best b={big}':>10s}")
     for name, figures in result.items():
-        cells = [mean_speed(figures, small), mean_speed(figures, big), mean_speed(figures, big, ORT)]
+        cells = [mean_speed(figures, small), mean_speed(figures, big), mean_speed(figures, big, ORT),
+                 mean_speed(figures, big, "onnx_int8"), mean_speed(figures, big, "best")]
         say(f"{name:32s} " + " ".join(f"{c:9.0f}" if c else f"{'-':>9s}" for c in cells))
 
 
@@ -199,29 +202,39 @@ TaskOpt = Annotated[str | None, typer.Option("--task", help="which head (optiona
 FileOpt = Annotated[str | None, typer.Option("--file", help="CSV/TSV/JSONL with the task's text_fields columns")]
 
 
+QuantizeOpt = Annotated[str | None, typer.Option("--quantize", help="int8: add an ONNX Runtime dynamic-int8 graph")]
+
+
 @app.command()
-def export(model: ModelOpt, fmt: FormatOpt = "onnx", out: OutOpt = None) -> None:
-    """Export a model to ONNX (one graph per task) or Hugging Face folders (one per task), checked
-    against PyTorch on the model's dev examples."""
+def export(model: ModelOpt, fmt: FormatOpt = "onnx", out: OutOpt = None, quantize: QuantizeOpt = None) -> None:
+    """Export a model to ONNX (one graph for all tasks, tokenizer.json beside it; --quantize int8 adds an
+    int8 graph) or Hugging Face folders (one per task), checked against PyTorch on the model's dev examples."""
     from mkd.export import export as run_export
     from mkd.stages.common import say
 
-    result = run_export(model, fmt, out)
+    result = run_export(model, fmt, out, quantize=quantize)
     for task, info in result["tasks"].items():
-        where = Path(result["out"]) / (info.get("file") or info.get("folder", task))
-        say(f"export: {task} -> {where} (max |diff| vs PyTorch {info['max_abs_diff']:.1e} on {info['checked_on']})")
+        where = Path(result["out"]) / (result.get("graph") or info.get("folder", task))
+        line = f"export: {task} -> {where} (max |diff| vs PyTorch {info['max_abs_diff']:.1e} on {info['checked_on']}"
+        q = info.get("int8") or {}
+        if "argmax_agreement" in q:
+            line += f"; int8 agrees on {q['argmax_agreement']:.1%}, accuracy change {q.get('accuracy_change', 0):+.2%}"
+        say(line + ")")
     typer.echo(result["out"])
 
 
 @app.command()
 def predict(
-    model: ModelOpt, texts: TextsArg = None, task: TaskOpt = None, file: FileOpt = None,
+    model: Annotated[Path | None, typer.Option("--model", help="a model folder (teacher or student)")] = None,
+    texts: TextsArg = None, task: TaskOpt = None, file: FileOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per input")] = False,
+    onnx: Annotated[Path | None, typer.Option("--onnx", help="serve an ONNX export folder (no PyTorch)")] = None,
+    int8: Annotated[bool, typer.Option("--int8", help="with --onnx: its int8 graph")] = False,
 ) -> None:
-    """Labels and probabilities (or scores) for texts, from any model folder."""
+    """Labels and probabilities (or scores) for texts, from any model folder or ONNX export."""
     from mkd.predict import run_predict
 
-    for line in run_predict(model, task, texts or [], file, as_json):
+    for line in run_predict(model, task, texts or [], file, as_json, onnx, "int8" if int8 else "fp32"):
         typer.echo(line)
 
 

@@ -201,6 +201,8 @@ class FinetuneConfig(Strict):
 
 
 class BenchConfig(Strict):
+    enabled: bool = True
+    threads: int = Field(1, ge=1, description="pinned for PyTorch and ONNX Runtime while measuring")
     rounds: int = Field(5, ge=1)
     batch_sizes: list[int] = Field(default_factory=lambda: [1, 32])
     examples: int = Field(256, ge=1)

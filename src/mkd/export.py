@@ -1,4 +1,5 @@
-"""Serving artefacts of a model folder: one ONNX graph per task, or one Hugging Face folder per task.
+"""Serving artefacts of a model folder: one ONNX graph for all tasks (mkd.onnx_export), or one
+Hugging Face folder per task.
 
 Nothing is kept unless it reproduces the PyTorch model: every export runs on real inputs (the model's
 own encoding of the task's dev examples, or of given ones) at two batch sizes and two padded lengths,
@@ -6,13 +7,14 @@ and is refused when the largest absolute difference of the logits exceeds TOLERA
 folder is written under a temporary name and renamed, so a failed export leaves nothing behind.
 
 ONNX uses the TorchScript exporter (`dynamo=False`): it needs no onnxscript and turns the LSTM
-students' packed sequences into ONNX LSTMs with sequence lengths, so they export as they are.
+students' recurrences into ONNX LSTMs, so they export as they are.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import os
 import sys
 import tempfile
@@ -31,7 +33,6 @@ from mkd.models.base import MkdModel, load_model
 from mkd.tasks.task import Example, TaskSpec
 
 TOLERANCE = 1e-4
-OPSET = 17
 MANIFEST = "export.json"
 FORMATS = ("onnx", "hf")
 NOT_INPUTS = ("labels", "label_mask", "teacher_logits", "index")
@@ -57,8 +58,8 @@ def probe_examples(spec: TaskSpec) -> list[Example]:
     return [Example(f"probe:{i}", (t,)) for i, t in enumerate(texts)]
 
 
-def dev_examples(folder: Path, tasks: Sequence[str], n: int = 32) -> dict[str, list[Example]]:
-    """Up to n dev examples of each task from the folder's own recipe, for the tasks whose data is here."""
+def dev_examples(folder: Path, tasks: Sequence[str], n: int | None = None) -> dict[str, list[Example]]:
+    """The dev examples (up to n) of each task from the folder's own recipe, for the tasks whose data is here."""
     from mkd.config import load_recipe
     from mkd.tasks import load_task
 
@@ -85,17 +86,6 @@ def check_batches(model: MkdModel, spec: TaskSpec, examples: Sequence[Example]) 
     return [{k: v for k, v in b.items() if k not in NOT_INPUTS} for b in batches]
 
 
-class TaskGraph(nn.Module):
-    """One task of a multi-task model as a plain function of positional tensors (what ONNX needs)."""
-
-    def __init__(self, model: MkdModel, task: str, names: Sequence[str]) -> None:
-        super().__init__()
-        self.model, self.task, self.names = model, task, list(names)
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.model(self.task, dict(zip(self.names, inputs, strict=True)))
-
-
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """The TorchScript exporter writes C++ warnings straight to file descriptor 2 (e.g. shape inference of
@@ -120,13 +110,21 @@ def _quiet() -> Iterator[None]:
 
 
 def ort_session(path: str | Path, threads: int = 1) -> Any:
-    import onnxruntime as ort
+    from mkd.serve import session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, threads)
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session(path, threads)
+
+
+def weights_digest(folder: Path) -> str:
+    """sha256 of a model folder's weights and of the files that turn text into ids."""
+    h = hashlib.sha256()
+    for name in ("model.safetensors", "mkd.json", "vocab.txt", "tokenizer.json"):
+        path = Path(folder) / name
+        if path.is_file():
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+    return h.hexdigest()
 
 
 def _check_out(out: Path) -> None:
@@ -144,62 +142,27 @@ def _too_far(what: str, task: str, diff: float) -> MkdError:
 
 
 # ---- ONNX ----------------------------------------------------------------------------------------
-def onnx_diff(session: Any, graph: TaskGraph, batches: Sequence[dict[str, torch.Tensor]]) -> float:
-    """Largest absolute difference between ONNX Runtime's and PyTorch's logits over the batches."""
-    diff = 0.0
-    with torch.no_grad():
-        for batch in batches:
-            want = graph(*(batch[n] for n in graph.names)).numpy()
-            got = session.run(None, {n: batch[n].numpy() for n in graph.names})[0]
-            diff = max(diff, float(np.abs(got - want).max()))
-    return diff
-
-
-def export_task_onnx(model: MkdModel, spec: TaskSpec, path: Path, examples: Sequence[Example]) -> dict[str, Any]:
-    """One task's graph at `path` with dynamic batch and length axes, checked with ONNX Runtime."""
-    model.eval()
-    batches = check_batches(model, spec, examples)
-    names = list(batches[0])
-    graph = TaskGraph(model, spec.name, names).eval()
-    axes: dict[str, dict[int, str]] = {n: {0: "batch", 1: "length_b" if n.endswith("_b") else "length"}
-                                       for n in names}
-    axes["logits"] = {0: "batch"}
-    try:
-        with _quiet(), torch.no_grad():
-            torch.onnx.export(graph, tuple(batches[0][n] for n in names), str(path), dynamo=False,
-                              input_names=names, output_names=["logits"], dynamic_axes=axes, opset_version=OPSET)
-        session = ort_session(path)
-    except Exception as e:  # the exporter's own errors are many and unrelated: name the model and stop
-        raise MkdError(f"cannot export task {spec.name} of this {model.arch} model to ONNX "
-                       f"({type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''})",
-                       "rerun with --debug for the traceback and report it") from e
-    diff = onnx_diff(session, graph, batches)
-    if diff > TOLERANCE:
-        raise _too_far("ONNX", spec.name, diff)
-    return {"file": path.name, "inputs": names, "output": "logits", "max_abs_diff": diff,
-            "checked_rows": [int(b[names[0]].shape[0]) for b in batches],
-            "checked_lengths": [int(b[names[0]].shape[1]) for b in batches]}
-
-
 def export_onnx(folder: str | Path, out: str | Path | None = None,
-                examples: dict[str, list[Example]] | None = None) -> dict[str, Any]:
-    """`<out>/<task>.onnx` for every task of the model (default out: `<folder>/onnx`), with the
-    tokenizer or vocabulary beside them and export.json describing inputs, labels and checks."""
+                examples: dict[str, list[Example]] | None = None, quantize: str | None = None) -> dict[str, Any]:
+    """`<out>/model.onnx` (default out: `<folder>/onnx`): one graph for every task, tokenizer.json and
+    export.json (inputs, outputs, labels, checks); `quantize="int8"` adds model.int8.onnx."""
+    from mkd.onnx_export import export_graph
+
+    if quantize not in (None, "int8"):
+        raise MkdError(f"unknown --quantize '{quantize}'", "use --quantize int8, or leave it out for fp32 only")
     folder = Path(folder)
     model = load_model(folder)
     out = Path(out) if out is not None else folder / "onnx"
     _check_out(out)
     examples = examples if examples is not None else dev_examples(folder, list(model.specs))
-    tasks: dict[str, Any] = {}
+    given = {t: list(examples.get(t) or []) for t in model.specs}
     with atomic_dir(out) as tmp:
-        for task, spec in sorted(model.specs.items()):
-            given = examples.get(task) or probe_examples(spec)
-            tasks[task] = {**export_task_onnx(model, spec, tmp / f"{task}.onnx", given), "type": spec.type,
-                           "labels": list(spec.labels), "text_fields": list(spec.text_fields),
-                           "checked_on": "dev" if examples.get(task) else "probe texts"}
-        model.save_extras(tmp)
-        doc = {"format": "onnx", "source": str(folder), "arch": model.arch, "opset": OPSET,
-               "settings": model.settings(), "tasks": tasks}
+        body = export_graph(model, tmp, {t: given[t] or probe_examples(model.specs[t]) for t in given},
+                            quantize == "int8")
+        for t, info in body["tasks"].items():
+            info["checked_on"] = "dev" if given[t] else "probe texts"
+        doc = {"format": "onnx", "source": str(folder), "arch": model.arch, "settings": model.settings(),
+               "weights_sha256": weights_digest(folder), **body}
         write_json(tmp / MANIFEST, doc)
     return {**doc, "out": str(out)}
 
@@ -276,7 +239,7 @@ def export_hf(folder: str | Path, out: str | Path | None = None,
             reloaded = AutoModelForSequenceClassification.from_pretrained(tmp / task).eval()
             diff = 0.0
             with torch.no_grad():
-                for batch in check_batches(model, spec, examples.get(task) or probe_examples(spec)):
+                for batch in check_batches(model, spec, (examples.get(task) or probe_examples(spec))[:32]):
                     want = model(task, batch).numpy()
                     diff = max(diff, float(np.abs(reloaded(**batch).logits.numpy() - want).max()))
             if diff > TOLERANCE:
@@ -290,10 +253,14 @@ def export_hf(folder: str | Path, out: str | Path | None = None,
 
 
 def export(folder: str | Path, fmt: str, out: str | Path | None = None,
-           examples: dict[str, list[Example]] | None = None) -> dict[str, Any]:
+           examples: dict[str, list[Example]] | None = None, quantize: str | None = None) -> dict[str, Any]:
     if fmt not in FORMATS:
         raise MkdError(f"unknown export format '{fmt}'", "use --format onnx or --format hf")
-    return (export_onnx if fmt == "onnx" else export_hf)(folder, out, examples)
+    if fmt == "hf":
+        if quantize:
+            raise MkdError("--quantize applies to --format onnx", "drop --quantize, or export with --format onnx")
+        return export_hf(folder, out, examples)
+    return export_onnx(folder, out, examples, quantize)
 
 
 def read_export(out: str | Path) -> dict[str, Any] | None:

@@ -2,7 +2,8 @@
 
 Any model folder serves: a multi-task student answers every task it has a head for. Inputs come from
 the command line (a pair as "first ||| second") or from a CSV/TSV/JSONL file whose columns are the
-task's text_fields, so a user can score the very files they trained on.
+task's text_fields, so a user can score the very files they trained on. With --onnx DIR it serves an
+ONNX export through mkd.serve (onnxruntime + tokenizers), and PyTorch is never imported.
 """
 
 from __future__ import annotations
@@ -11,28 +12,31 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mkd.errors import MkdError, did_you_mean
-from mkd.models.base import MkdModel, load_model
 from mkd.tasks.task import Example, TaskSpec
+
+if TYPE_CHECKING:
+    from mkd.models.base import MkdModel
 
 PAIR_SEP = "|||"
 BATCH_SIZE = 64
 TEXT_WIDTH = 60
 
 
-def choose_task(model: MkdModel, task: str | None, folder: Path) -> TaskSpec:
+def choose_task(model: MkdModel | dict[str, TaskSpec], task: str | None, folder: Path) -> TaskSpec:
     """The named task, or the only one; a clear error for a missing or unknown name."""
+    specs = model if isinstance(model, dict) else model.specs
     if task is None:
-        if len(model.specs) == 1:
-            return next(iter(model.specs.values()))
-        raise MkdError(f"{folder} serves several tasks ({', '.join(sorted(model.specs))})", "choose one with --task")
-    if task not in model.specs:
-        raise MkdError(f"{folder} has no head for task '{task}'", did_you_mean(task, model.specs))
-    return model.specs[task]
+        if len(specs) == 1:
+            return next(iter(specs.values()))
+        raise MkdError(f"{folder} serves several tasks ({', '.join(sorted(specs))})", "choose one with --task")
+    if task not in specs:
+        raise MkdError(f"{folder} has no head for task '{task}'", did_you_mean(task, specs))
+    return specs[task]
 
 
 def from_texts(spec: TaskSpec, texts: Sequence[str]) -> list[Example]:
@@ -77,7 +81,11 @@ def predict_examples(model: MkdModel, spec: TaskSpec, examples: Sequence[Example
     """One record per example, in input order: texts and either label + probabilities, or score."""
     from mkd.evaluate import predict
 
-    outputs = predict(model, spec.name, model.encode(spec, list(examples)), BATCH_SIZE)
+    return rows_of(spec, examples, predict(model, spec.name, model.encode(spec, list(examples)), BATCH_SIZE))
+
+
+def rows_of(spec: TaskSpec, examples: Sequence[Example], outputs: np.ndarray) -> list[dict[str, Any]]:
+    """The records of predict_examples from logits (any runtime)."""
     rows: list[dict[str, Any]] = []
     for example, out in zip(examples, outputs, strict=True):
         row: dict[str, Any] = {"task": spec.name, "texts": dict(zip(spec.text_fields, example.texts, strict=True))}
@@ -112,18 +120,38 @@ def table_lines(spec: TaskSpec, rows: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def run_predict(folder: str | Path, task: str | None, texts: Sequence[str], file: str | None,
-                as_json: bool) -> list[str]:
-    """The output lines of `mkd predict`: a table, or one JSON object per input."""
-    folder = Path(folder)
+def onnx_specs(doc: dict[str, Any]) -> dict[str, TaskSpec]:
+    """TaskSpecs of an export's tasks, from export.json (what reading inputs and printing rows need)."""
+    return {t: TaskSpec(t, tuple(i["text_fields"]), i["type"], tuple(i["labels"]), (), "")
+            for t, i in doc["tasks"].items()}
+
+
+def run_predict(folder: str | Path | None, task: str | None, texts: Sequence[str], file: str | None,
+                as_json: bool, onnx: str | Path | None = None, precision: str = "fp32") -> list[str]:
+    """The output lines of `mkd predict`: a table, or one JSON object per input. `onnx`: serve that export
+    (its int8 graph with precision="int8") instead of a model folder."""
+    if (folder is None) == (onnx is None):
+        raise MkdError("give either --model DIR or --onnx DIR", "--model serves with PyTorch, --onnx with onnxruntime")
     if not texts and file is None:
         raise MkdError("nothing to predict", "give texts, --file F.csv|F.jsonl, or '-' to read lines from stdin")
-    model = load_model(folder)
-    spec = choose_task(model, task, folder)
+    if onnx is not None:
+        from mkd.serve import OnnxModel
+
+        served = OnnxModel(onnx, precision)
+        spec = choose_task(onnx_specs(served.doc), task, Path(onnx))
+    else:
+        from mkd.models.base import load_model
+
+        model = load_model(Path(str(folder)))
+        spec = choose_task(model, task, Path(str(folder)))
     examples = (from_texts(spec, texts) if texts else []) + (from_file(spec, file) if file is not None else [])
     if not examples:
         raise MkdError("nothing to predict (no text was given)", "give texts, --file, or lines on stdin with '-'")
-    rows = predict_examples(model, spec, examples)
+    if onnx is not None:
+        columns = [[e.texts[i] for e in examples] for i in range(len(spec.text_fields))]
+        rows = rows_of(spec, examples, served.logits(spec.name, columns, BATCH_SIZE))
+    else:
+        rows = predict_examples(model, spec, examples)
     if as_json:
         return [json.dumps(r, ensure_ascii=False) for r in rows]
     return table_lines(spec, rows)

@@ -31,10 +31,14 @@ def model_folders(run: Path) -> dict[str, Path]:
 
 
 def bench_stage(recipe: Recipe, force: bool = False) -> dict[str, Any]:
-    """Throughput of every model of the run on each task's dev texts (tokenization included)."""
-    from mkd.bench import bench_folders
+    """Throughput of every model of the run on each task's dev texts (tokenization included). Models
+    whose weights and bench settings are unchanged keep their figures (bench/cache.json), unless forced."""
+    from mkd.bench import CACHE, bench_folders
     from mkd.tasks import load_recipe_tasks
 
+    if not recipe.bench.enabled:
+        say("bench: off (bench.enabled: false)")
+        return {}
     run = recipe.run_dir
     folders = model_folders(run) if run.is_dir() else {}
     if not folders:
@@ -50,17 +54,22 @@ def bench_stage(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     started = time.time()
     tasks = load_recipe_tasks(recipe)
     cfg = recipe.bench
+    cache = read_json(out / CACHE) if (out / CACHE).is_file() and not force else {}
     per_task = {}
     for t, data in tasks.items():
         usable = {n: f for n, f in folders.items() if t in read_json(f / "mkd.json")["tasks"]}
         examples = data.split("dev")[: cfg.examples]
-        per_task[t] = bench_folders(usable, t, examples, cfg.batch_sizes, cfg.rounds)
-    result = {"machine": machine(), "tasks": per_task, "batch_sizes": cfg.batch_sizes, "rounds": cfg.rounds,
-              "examples": cfg.examples}
+        per_task[t] = bench_folders(usable, t, examples, cfg.batch_sizes, cfg.rounds, threads=cfg.threads,
+                                    cache=cache)
+    result = {"machine": {**machine(), "threads": cfg.threads}, "tasks": per_task, "batch_sizes": cfg.batch_sizes,
+              "rounds": cfg.rounds, "examples": cfg.examples, "threads": cfg.threads}
     out.mkdir(parents=True, exist_ok=True)
+    write_json(out / CACHE, cache)
     write_json(out / "bench.json", result)
     mark_done(out, "bench", fingerprint, started)
-    say(f"bench: {len(folders)} models on {len(per_task)} tasks in {time.time() - started:.0f}s")
+    reused = sum(f["reused"] for b in per_task.values() for f in b.values())
+    say(f"bench: {len(folders)} models on {len(per_task)} tasks in {time.time() - started:.0f}s"
+        + (f" ({reused} model-task figures reused: weights unchanged)" if reused else ""))
     return result
 
 
@@ -86,14 +95,16 @@ def summarize(recipe: Recipe) -> dict[str, Any]:
             "examples_per_s": round(sum(speeds) / len(speeds), 1) if speeds else None,
             "examples_per_s_batch_1": round(sum(speeds1) / len(speeds1), 1) if speeds1 else None,
             "onnx_examples_per_s": round(sum(ort) / len(ort), 1) if ort else None,
+            **best_serving(bench.get("tasks", {}), name, big),
             "train_seconds": stage.get("train_seconds"),
         }
     joined = teacher_entry(recipe, run, models, bench, big)  # the teachers that labelled the tasks
     if joined is not None:
         models = {"teacher": joined, **{k: v for k, v in models.items() if k != "teacher"}}
-    base = models.get("teacher", {}).get("examples_per_s")
+    teacher = models.get("teacher", {})
+    base = teacher.get("best_examples_per_s") or teacher.get("examples_per_s")  # best serving path
     for entry in models.values():
-        speed = entry["examples_per_s"]
+        speed = entry.get("best_examples_per_s") or entry.get("examples_per_s")
         entry["speedup_vs_teacher"] = round(speed / base, 2) if speed and base else None
     transfer = {}
     for t in recipe.tasks:
@@ -108,10 +119,23 @@ def summarize(recipe: Recipe) -> dict[str, Any]:
     return summary
 
 
+def best_serving(tasks: dict[str, Any], name: str, big: int) -> dict[str, Any]:
+    """A model's fastest serving path (PyTorch fp32 / run precision, ONNX fp32 / int8) at batch `big`,
+    averaged over its tasks: the speed-up compares best with best."""
+    from mkd.bench import PATHS, mean_speed
+
+    figures = {t: b[name] for t, b in tasks.items() if name in b}
+    speeds = {p: mean_speed(figures, big, p) for p in PATHS}
+    speeds = {p: v for p, v in speeds.items() if v}
+    best = max(speeds, key=lambda p: speeds[p]) if speeds else None
+    return {"best_path": best, "best_examples_per_s": speeds.get(best) if best else None,
+            "path_examples_per_s": speeds}
+
+
 def print_table(summary: dict[str, Any]) -> None:
     tasks = sorted({t for m in summary["models"].values() for t in m["tasks"]})
     head = f"{'model':24s} " + " ".join(f"{t[:14]:>14s}" for t in tasks)
-    head += f" {'macro':>7s} {'params':>9s} {'no-emb':>9s} {'ex/s':>8s} {'speed-up':>8s}"
+    head += f" {'macro':>7s} {'params':>9s} {'no-emb':>9s} {'best/s':>8s} {'speed-up':>8s}"
     say(head)
     for name, m in summary["models"].items():
         cells = []
@@ -121,7 +145,8 @@ def print_table(summary: dict[str, Any]) -> None:
         p = m["parameters"]  # None for a teacher that is a logits file
         size = f"{p['total'] / 1e6:8.2f}M {p['without_embeddings'] / 1e6:8.2f}M" if p else f"{'-':>9s} {'-':>9s}"
         score = f"{m['macro']:7.2f}" if m["macro"] is not None else f"{'-':>7s}"
-        speed = f"{m['examples_per_s']:8.0f}" if m["examples_per_s"] else f"{'-':>8s}"
+        best = m.get("best_examples_per_s") or m["examples_per_s"]
+        speed = f"{best:8.0f}" if best else f"{'-':>8s}"
         up = f"{m['speedup_vs_teacher']:7.1f}x" if m["speedup_vs_teacher"] else f"{'-':>8s}"
         say(f"{name:24s} " + " ".join(cells) + f" {score} {size} {speed} {up}")
 

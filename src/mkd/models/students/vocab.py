@@ -3,14 +3,18 @@
 Word vectors (GloVe, spaCy) are keyed by lowercased, Penn-Treebank-like tokens, so the split keeps
 clitics apart ("don't" -> "do", "n't"; "it's" -> "it", "'s") to find more of them. The augmentation's
 mask token is read as <unk>: a word-level student has no mask of its own (MKD.md, stage 2).
+
+The split IS a Hugging Face `tokenizers` pipeline (normalizer + pre-tokenizer), so the tokenizer.json
+that an export ships (`word_tokenizer`) cannot tokenize differently from training.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from mkd.data.encode import AUG_MASK
 from mkd.errors import MkdError
@@ -19,17 +23,40 @@ from mkd.io import write_text
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
 VOCAB_FILE = "vocab.txt"
-_TOKEN = re.compile(r"\w+(?=n't\b)|n't\b|'(?:s|re|ve|ll|d|m)\b|\w+|-{2,}|\.{3}|[^\w\s]")
+SPACE = r"\s\x1c-\x1f"
+"""Python's whitespace (str.isspace): Unicode White_Space plus the four information separators."""
+TOKEN_PATTERN = rf"<unk>|\w+(?=n't\b)|n't\b|'(?:s|re|ve|ll|d|m)\b|\w+|-{{2,}}|\.{{3}}|[^\w{SPACE}]"
+
+
+@lru_cache(maxsize=1)
+def _pipeline() -> tuple[Any, Any]:
+    """(normalizer, pre-tokenizer): the mask and blank texts become <unk>, lowercase, then the pattern's
+    matches are the tokens (whitespace dropped)."""
+    from tokenizers import Regex, normalizers, pre_tokenizers
+
+    normalizer = normalizers.Sequence([normalizers.Replace(AUG_MASK, f" {UNK} "),
+                                       normalizers.Replace(Regex(rf"\A[{SPACE}]*\z"), UNK), normalizers.Lowercase()])
+    return normalizer, pre_tokenizers.Split(Regex(TOKEN_PATTERN), behavior="removed", invert=True)
 
 
 def tokenize(text: str) -> list[str]:
-    """Lowercased word tokens; each AUG_MASK stays one token (it becomes <unk>)."""
-    out: list[str] = []
-    for i, part in enumerate(text.split(AUG_MASK)):
-        if i:
-            out.append(AUG_MASK)
-        out.extend(_TOKEN.findall(part.lower()))
-    return out
+    """Lowercased word tokens; each AUG_MASK becomes <unk>."""
+    normalizer, split = _pipeline()
+    return [piece for piece, _ in split.pre_tokenize_str(normalizer.normalize_str(text))]
+
+
+def word_tokenizer(words: Sequence[str], max_length: int) -> Any:
+    """A `tokenizers.Tokenizer` giving exactly WordVocab.ids (truncated to max_length, padded with <pad>);
+    only an empty string differs: it gives no token, where mkd reads one <unk>."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+
+    normalizer, split = _pipeline()
+    tokenizer = Tokenizer(WordLevel({w: i for i, w in enumerate(words)}, unk_token=UNK))
+    tokenizer.normalizer, tokenizer.pre_tokenizer = normalizer, split
+    tokenizer.enable_truncation(max_length)
+    tokenizer.enable_padding(pad_id=PAD_ID, pad_token=PAD)
+    return tokenizer
 
 
 class WordVocab:
@@ -49,7 +76,7 @@ class WordVocab:
         counts: Counter[str] = Counter()
         for text in texts:
             counts.update(tokenize(text))
-        counts.pop(AUG_MASK, None)
+        counts.pop(UNK, None)
         kept = sorted((w for w, c in counts.items() if c >= min_count and w not in (PAD, UNK)),
                       key=lambda w: (-counts[w], w))
         return cls([PAD, UNK, *kept[:max_size]])

@@ -1,7 +1,8 @@
 """What the LSTM students share: tokens -> embedding table, encoding, saving, rebuilding, masked LSTMs.
 
 An architecture file only adds its layers (`build_layers`) and `forward`. Padded positions never
-reach a prediction: LSTMs run on packed sequences, attention and pooling are masked.
+reach a prediction: LSTMs run forward over padding-at-the-end and backward over each row reversed
+within its length (`padded_lstm`), attention and pooling are masked.
 """
 
 from __future__ import annotations
@@ -71,18 +72,64 @@ def lstm(input_size: int, hidden_size: int, num_layers: int, dropout: float) -> 
 
 
 def run_lstm(layer: nn.LSTM, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(outputs (B, T, H) with zeros at padding, last hidden state of both directions (B, H)),
-    on packed sequences, so padding never enters the recurrence.
+    """(outputs (B, T, H) with zeros at padding, last hidden state of both directions (B, H)); padding
+    never enters the recurrence. On CPU the padded path (oneDNN kernels, faster than packed sequences
+    in fp32 and bf16: benchmarks/lstm_path.py; it is also what ONNX export traces); on a GPU cuDNN's
+    packed sequences over the module's flat weights. Both compute the same function (to 1e-5)."""
+    return packed_lstm(layer, x, mask) if x.is_cuda else padded_lstm(layer, x, mask)
 
-    The last hidden states are read from the outputs (forward: at the last real token; backward: at the
-    first), which is exactly h_n of the top layer, because ONNX export of a packed LSTM's h_n fails."""
-    counts = mask.sum(1).clamp(min=1)
+
+def _lengths(mask: torch.Tensor) -> torch.Tensor:
+    return mask.sum(1).clamp(min=1)
+
+
+def _last_states(out: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Forward: the output at the last real token; backward: at the first (both are h_n of the top layer)."""
+    half = out.shape[-1] // 2
+    last = out[..., :half].gather(1, (counts - 1).view(-1, 1, 1).expand(-1, 1, half)).squeeze(1)
+    return torch.cat([last, out[:, 0, half:]], dim=-1)
+
+
+def packed_lstm(layer: nn.LSTM, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """run_lstm on packed sequences: the reference path (and the one of checkpoints before the padded one).
+
+    The last hidden states are read from the outputs because ONNX export of a packed LSTM's h_n fails."""
+    counts = _lengths(mask)
     packed = pack_padded_sequence(x, counts.cpu(), batch_first=True, enforce_sorted=False)
     out, _ = layer(packed)
     out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-    half = out.shape[-1] // 2
-    last = out[..., :half].gather(1, (counts - 1).view(-1, 1, 1).expand(-1, 1, half)).squeeze(1)
-    return out, torch.cat([last, out[:, 0, half:]], dim=-1)
+    return out, _last_states(out, counts)
+
+
+def reverse_within(x: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Each row's first counts[b] positions in reverse order, padding left where it is (its own inverse)."""
+    t = torch.arange(x.shape[1], device=x.device).unsqueeze(0)
+    c = counts.unsqueeze(1)
+    index = torch.where(t < c, c - 1 - t, t)
+    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def _direction(layer: nn.LSTM, k: int, suffix: str, x: torch.Tensor) -> torch.Tensor:
+    """One direction of layer k of `layer` over padded x (batch first), with the module's own weights."""
+    weights = [getattr(layer, f"{name}_l{k}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    zeros = x.new_zeros(1, x.shape[0], layer.hidden_size)
+    return torch.lstm(x, (zeros, zeros), weights, True, 1, 0.0, False, False, True)[0]
+
+
+def padded_lstm(layer: nn.LSTM, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """run_lstm on the padded batch: the forward direction reads it as it is (padding only follows the
+    real tokens), the backward direction reads every row reversed within its own length (padding still
+    at the end), so no real position ever sees padding. Same weights and names as the packed path."""
+    counts = _lengths(mask)
+    valid = (torch.arange(x.shape[1], device=x.device).unsqueeze(0) < counts.unsqueeze(1)).unsqueeze(-1)
+    out = x
+    for k in range(layer.num_layers):
+        if k and layer.dropout and layer.training:
+            out = nn.functional.dropout(out, layer.dropout, True)
+        forward = _direction(layer, k, "", out)
+        backward = reverse_within(_direction(layer, k, "_reverse", reverse_within(out, counts)), counts)
+        out = torch.cat([forward, backward], dim=-1) * valid
+    return out, _last_states(out, counts)
 
 
 class MLPHeads(nn.Module):

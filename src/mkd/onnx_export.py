@@ -1,0 +1,268 @@
+"""One ONNX graph for all of a model's tasks, optionally int8, gated on the model's dev examples.
+
+The graph is traced from the model's own `forward(task, batch)`, once per task, so any registered
+architecture exports; the per-task traces repeat the shared layers, and two graph passes make them
+one again: identical initializers are merged, then ONNX Runtime's common-subexpression elimination
+(basic, hardware-independent optimizations) folds the repeated layers. Every task's logits are an
+output named `logits_<task>`. Gates (each failure is a one-line MkdError, nothing is written):
+- tokenizer.json gives the model's own token ids on every dev text;
+- fp32: max |logits - PyTorch| <= TOLERANCE per task;
+- int8 (ONNX Runtime dynamic quantization): argmax agreement with PyTorch >= INT8_AGREEMENT per
+  classification task; the accuracy change on dev is reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mkd.errors import MkdError
+from mkd.export import TOLERANCE, _quiet, check_batches, probe_examples
+from mkd.models.base import MkdModel
+from mkd.serve import feeds, session, token_rows
+from mkd.tasks.task import Example, TaskSpec
+
+INT8_AGREEMENT = 0.99
+OPSET = 17
+GRAPH, INT8_GRAPH, TOKENIZER = "model.onnx", "model.int8.onnx", "tokenizer.json"
+GATE_EXAMPLES = 1000
+"""Dev examples per task the logits gates run on (the tokenizer gate reads every dev text)."""
+
+
+class ModelGraph(nn.Module):
+    """Every task's logits from one set of positional inputs (what ONNX export needs)."""
+
+    def __init__(self, model: MkdModel, names: Sequence[str], tasks: Sequence[str]) -> None:
+        super().__init__()
+        self.model, self.names, self.tasks = model, list(names), list(tasks)
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        batch = dict(zip(self.names, inputs, strict=True))
+        return tuple(self.model(t, batch) for t in self.tasks)
+
+
+# ---- the serving tokenizer -----------------------------------------------------------------------
+def serving_tokenizer(model: MkdModel) -> tuple[Any, dict[str, Any]]:
+    """(tokenizers.Tokenizer, its export.json entry) reproducing model.encode."""
+    from tokenizers import Tokenizer
+
+    from mkd.models.students.vocab import PAD_ID, UNK_ID, WordVocab, word_tokenizer
+
+    tokens = getattr(model, "tokens", None)
+    max_length = int(model.max_length)  # type: ignore[attr-defined]
+    if isinstance(tokens, WordVocab):
+        return word_tokenizer(tokens.words, max_length), {
+            "kind": "words", "pairs": "two inputs", "special_tokens": False, "pad_id": PAD_ID, "unk_id": UNK_ID}
+    hf = getattr(tokens, "tokenizer", None) if tokens is not None else getattr(model, "tokenizer", None)
+    if hf is None or not getattr(hf, "is_fast", False):
+        raise MkdError(f"mkd cannot ship a tokenizer.json for the {model.arch} model",
+                       "serve it with mkd predict --model DIR instead")
+    tok = Tokenizer.from_str(hf.backend_tokenizer.to_str())
+    tok.enable_truncation(max_length)
+    pad = hf.pad_token_id if hf.pad_token_id is not None else 0
+    tok.enable_padding(pad_id=pad, pad_token=hf.pad_token or "[PAD]")
+    unk = hf.unk_token_id if hf.unk_token_id is not None else pad
+    joint = tokens is None  # a transformer reads a pair as one sequence
+    return tok, {"kind": "subword", "pairs": "one input" if joint else "two inputs", "special_tokens": joint,
+                 "pad_id": pad, "unk_id": unk}
+
+
+def check_tokenizer(doc: dict[str, Any], tokenizer: Any, model: MkdModel, spec: TaskSpec,
+                    examples: Sequence[Example]) -> int:
+    """Refuse unless tokenizer.json gives model.encode's ids on every example; returns how many."""
+    if not examples:
+        return 0
+    want = model.encode(spec, list(examples)).features
+    columns = [[e.texts[i] for e in examples] for i in range(len(spec.text_fields))]
+    got = token_rows(doc, tokenizer, columns)
+    for name, rows in want.items():
+        for example, a, b in zip(examples, rows, got.get(name, []), strict=False):
+            if list(a) != list(b):
+                raise MkdError(f"tokenizer.json tokenizes dev text {example.id} of task {spec.name} differently "
+                               f"from the model ({name}: {list(b)[:8]} vs {list(a)[:8]})",
+                               "report it with the text; export with mkd predict --model DIR as the server")
+    return len(examples)
+
+
+# ---- graph passes ---------------------------------------------------------------------------------
+def merge_initializers(path: Path) -> None:
+    """Point every use of an initializer at the first one with the same dtype, shape and bytes."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph_model = onnx.load(str(path))
+    graph = graph_model.graph
+    first: dict[tuple[Any, ...], str] = {}
+    rename: dict[str, str] = {}
+    kept = []
+    for init in graph.initializer:
+        arr = numpy_helper.to_array(init)
+        key = (init.data_type, tuple(init.dims), hashlib.sha256(arr.tobytes()).hexdigest())
+        if key in first:
+            rename[init.name] = first[key]
+        else:
+            first[key] = init.name
+            kept.append(init)
+    if rename:
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
+        for node in graph.node:
+            for i, name in enumerate(node.input):
+                if name in rename:
+                    node.input[i] = rename[name]
+    onnx.save(graph_model, str(path))
+
+
+def fold_repeats(src: Path, dst: Path) -> None:
+    """ONNX Runtime's basic optimizations (constant folding, common subexpressions), saved as plain ONNX."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(dst)
+    options.log_severity_level = 3
+    ort.InferenceSession(str(src), options, providers=["CPUExecutionProvider"])
+
+
+def quantize(src: Path, dst: Path) -> None:
+    """ONNX Runtime dynamic int8 quantization (weights int8, activations quantized on the fly)."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.disable(logging.WARNING)  # its advice to pre-process is for static quantization
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+# ---- export and gates -----------------------------------------------------------------------------
+def _sample(model: MkdModel, examples: dict[str, list[Example]]) -> tuple[list[str], dict[str, dict]]:
+    """Input names (union over tasks, a pair task's first) and each task's PyTorch check batch."""
+    batches = {t: check_batches(model, s, examples[t]) for t, s in sorted(model.specs.items())}
+    names: list[str] = []
+    for t in sorted(batches, key=lambda t: not model.specs[t].is_pair):
+        names += [n for n in batches[t][0] if n not in names]
+    return names, batches
+
+
+def _fill(batch: dict[str, torch.Tensor], names: Sequence[str], pad_id: int) -> dict[str, np.ndarray]:
+    n = next(iter(batch.values())).shape[0]
+    out = {k: v.numpy() for k, v in batch.items()}
+    for name in names:
+        if name not in out:
+            out[name] = np.full((n, 1), 1 if name.startswith("attention_mask") else pad_id, dtype=np.int64)
+    return {name: out[name] for name in names}
+
+
+def torch_logits(model: MkdModel, task: str, examples: Sequence[Example], batch_size: int = 64) -> np.ndarray:
+    from mkd.evaluate import predict
+
+    return predict(model, task, model.encode(model.specs[task], list(examples)), batch_size)
+
+
+def export_graph(model: MkdModel, tmp: Path, examples: dict[str, list[Example]], int8: bool) -> dict[str, Any]:
+    """Write model.onnx (and model.int8.onnx), tokenizer.json; check them; return export.json's body."""
+    model.eval()
+    names, batches = _sample(model, examples)
+    tasks = sorted(model.specs)
+    sample = next(b for t in sorted(tasks, key=lambda t: not model.specs[t].is_pair) for b in batches[t][:1])
+    graph = ModelGraph(model, names, tasks).eval()
+    outputs = [f"logits_{t}" for t in tasks]
+    axes: dict[str, dict[int, str]] = {n: {0: "batch", 1: "length_b" if n.endswith("_b") else "length"}
+                                       for n in names}
+    axes.update({o: {0: "batch"} for o in outputs})
+    raw = tmp / "traced.onnx"
+    try:
+        with _quiet(), torch.no_grad():
+            torch.onnx.export(graph, tuple(sample[n] for n in names), str(raw), dynamo=False, input_names=names,
+                              output_names=outputs, dynamic_axes=axes, opset_version=OPSET)
+        merge_initializers(raw)
+        fold_repeats(raw, tmp / GRAPH)
+    except Exception as e:  # the exporter's own errors are many and unrelated: name the model and stop
+        raise MkdError(f"cannot export this {model.arch} model to ONNX "
+                       f"({type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''})",
+                       "rerun with --debug for the traceback and report it") from e
+    finally:
+        raw.unlink(missing_ok=True)
+    tokenizer, tok_doc = serving_tokenizer(model)
+    tokenizer.save(str(tmp / TOKENIZER))
+    doc: dict[str, Any] = {"graph": GRAPH, "int8_graph": None, "inputs": names, "opset": OPSET,
+                           "tokenizer": {"file": TOKENIZER, **tok_doc}, "tasks": {}}
+    fp32 = session(tmp / GRAPH)
+    pad_id = int(tok_doc["pad_id"])
+    for t in tasks:
+        spec = model.specs[t]
+        diff = 0.0
+        with torch.no_grad():
+            for batch in batches[t]:
+                want = model(t, batch).numpy()
+                got = fp32.run([f"logits_{t}"], _fill(batch, names, pad_id))[0]
+                diff = max(diff, float(np.abs(got - want).max()))
+        doc["tasks"][t] = {"output": f"logits_{t}", "type": spec.type, "labels": list(spec.labels),
+                           "text_fields": list(spec.text_fields),
+                           "inputs": [n for n in names if n in batches[t][0]]}
+        given = examples[t]
+        doc["tasks"][t]["tokenizer_checked_texts"] = check_tokenizer(doc, tokenizer, model, spec, given)
+        gate = given[:GATE_EXAMPLES]
+        want = torch_logits(model, t, gate) if gate else None
+        if want is not None:
+            diff = max(diff, float(np.abs(ort_logits(fp32, doc, tokenizer, t, gate) - want).max()))
+        if diff > TOLERANCE:
+            raise MkdError(f"the ONNX export of task {t} differs from PyTorch by {diff:.2e} (> {TOLERANCE:g})",
+                           "report it with the model's mkd.json; the PyTorch model folder is unaffected")
+        doc["tasks"][t].update(max_abs_diff=diff, checked_examples=len(gate),
+                               checked_on="dev" if gate else "probe texts")
+    if int8:
+        quantize(tmp / GRAPH, tmp / INT8_GRAPH)
+        doc["int8_graph"] = INT8_GRAPH
+        q = session(tmp / INT8_GRAPH)
+        for t in tasks:
+            doc["tasks"][t]["int8"] = int8_gate(model, q, doc, tokenizer, t, examples[t][:GATE_EXAMPLES])
+    return doc
+
+
+def ort_logits(sess: Any, doc: dict[str, Any], tokenizer: Any, task: str, examples: Sequence[Example],
+               batch_size: int = 64) -> np.ndarray:
+    """Logits of an ONNX session on raw examples, tokenized by tokenizer.json (as a server would)."""
+    width = len(examples[0].texts)
+    parts = []
+    for start in range(0, len(examples), batch_size):
+        part = examples[start: start + batch_size]
+        columns = [[e.texts[i] for e in part] for i in range(width)]
+        parts.append(sess.run([f"logits_{task}"], feeds(doc, tokenizer, columns))[0])
+    return np.concatenate(parts)
+
+
+def int8_gate(model: MkdModel, q: Any, doc: dict[str, Any], tokenizer: Any, task: str,
+              examples: Sequence[Example]) -> dict[str, Any]:
+    """Agreement of the int8 graph with PyTorch fp32 on dev; refuse below INT8_AGREEMENT."""
+    spec = model.specs[task]
+    examples = list(examples)
+    if not examples:
+        examples = probe_examples(spec)
+    want = torch_logits(model, task, examples)
+    got = ort_logits(q, doc, tokenizer, task, examples)
+    out: dict[str, Any] = {"max_abs_diff": float(np.abs(got - want).max()), "examples": len(examples)}
+    if spec.type != "classification":
+        return out
+    agree = float((got.argmax(1) == want.argmax(1)).mean())
+    out["argmax_agreement"] = round(agree, 4)
+    gold = [(i, e.label) for i, e in enumerate(examples) if e.label is not None]
+    if gold:
+        idx = np.array([i for i, _ in gold])
+        labels = np.array([g for _, g in gold])
+        before, after = float((want.argmax(1)[idx] == labels).mean()), float((got.argmax(1)[idx] == labels).mean())
+        out.update(accuracy_fp32=round(before, 4), accuracy_int8=round(after, 4),
+                   accuracy_change=round(after - before, 4))
+    if agree < INT8_AGREEMENT:
+        raise MkdError(f"the int8 graph agrees with PyTorch on {agree:.1%} of task {task}'s dev examples "
+                       f"(< {INT8_AGREEMENT:.0%})", "export without --quantize int8, or report it with mkd.json")
+    return out

@@ -1,0 +1,122 @@
+"""`mkd bench` figures: every serving path, a spread, pinned threads, and reuse by fingerprint (identical
+models are measured once; unchanged ones are not re-measured). No assertion here is about time."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+import mkd.bench
+from mkd.bench import PATHS, bench_folders, mean_speed
+from mkd.config import load_recipe
+from mkd.models.base import load_model
+from mkd.stages.pipeline import bench_stage, best_serving
+from tests.test_config import GOOD, write
+from tests.test_export_predict import make_model
+from tests.tinyfix import SPECS, make_examples
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory, small_bert_dir):
+    """Two copies of one tiny student and a different one."""
+    root = tmp_path_factory.mktemp("bench")
+    a = make_model("bilstm", small_bert_dir, root / "a")
+    shutil.copytree(a, root / "copy")
+    b = make_model("bilstm_attn", small_bert_dir, root / "b")
+    return {"a": a, "copy": root / "copy", "b": b}
+
+
+def _counting(monkeypatch) -> list[str]:
+    seen: list[str] = []
+    real = mkd.bench.measure
+
+    def counted(runners, *args, **kw):
+        seen.extend(runners)
+        return real(runners, *args, **kw)
+
+    monkeypatch.setattr(mkd.bench, "measure", counted)
+    return seen
+
+
+def test_identical_models_are_measured_once_and_every_path_has_a_spread(three, monkeypatch):
+    seen = _counting(monkeypatch)
+    cache: dict = {}
+    examples = make_examples(SPECS["sent"], 8, 1)
+    out = bench_folders(three, "sent", examples, [1, 4], rounds=3, threads=1, precision="bf16", cache=cache)
+    assert out["a"]["fingerprint"] == out["copy"]["fingerprint"] != out["b"]["fingerprint"]
+    assert out["a"]["paths"] == out["copy"]["paths"] and out["copy"]["reused"] and not out["a"]["reused"]
+    assert sorted({r.split("@")[0] for r in seen}) == ["a", "b"]  # the copy was not measured again
+    assert sorted({r.split("@")[1] for r in seen}) == sorted(PATHS) and len(cache) == 2
+    for name in three:
+        figures = out[name]
+        assert figures["threads"] == 1 and figures["precision"] == "bf16" and figures["best_path"] in PATHS
+        assert figures["batch_4"] == figures["paths"]["torch_fp32"]["batch_4"]  # PyTorch fp32 where it was
+        assert figures["onnxruntime"]["graph"] == "exported for the benchmark"
+        for path in PATHS:
+            for b in (1, 4):
+                f = figures["paths"][path][f"batch_{b}"]
+                s = f["spread"]
+                assert s["rounds"] == 3 and s["min"] <= s["p25"] <= f["examples_per_s"] <= s["p75"] <= s["max"]
+    assert mean_speed({"sent": out["a"]}, 4, "best") == max(mean_speed({"sent": out["a"]}, 4, p) for p in PATHS)
+    best = best_serving({"sent": out}, "b", 4)
+    assert best["best_path"] == out["b"]["best_path"] and set(best["path_examples_per_s"]) == set(PATHS)
+
+
+def test_unchanged_models_are_not_measured_again_and_changed_ones_are(three, monkeypatch, tmp_path):
+    examples = make_examples(SPECS["sent"], 6, 2)
+    cache: dict = {}
+    folders = {"a": three["a"], "b": three["b"]}
+    first = bench_folders(folders, "sent", examples, [2], rounds=1, precision="fp32", cache=cache)
+    seen = _counting(monkeypatch)
+    again = bench_folders(folders, "sent", examples, [2], rounds=1, precision="fp32", cache=cache)
+    assert seen == [] and all(again[n]["reused"] for n in folders)
+    assert again["a"]["paths"] == first["a"]["paths"]
+    changed = tmp_path / "a2"
+    model = load_model(three["a"])
+    with torch.no_grad():
+        model.heads.heads["sent"][1].bias.add_(1.0)
+    model.save(changed)
+    third = bench_folders({"a": changed, "b": three["b"]}, "sent", examples, [2], rounds=1, precision="fp32",
+                          cache=cache)
+    assert {r.split("@")[0] for r in seen} == {"a"} and third["b"]["reused"] and not third["a"]["reused"]
+    # other bench settings are another fingerprint
+    seen.clear()
+    bench_folders(folders, "sent", examples, [2], rounds=2, precision="fp32", cache=cache)
+    assert {r.split("@")[0] for r in seen} == {"a", "b"}
+
+
+def test_bench_can_be_turned_off(tmp_path, capsys):
+    recipe = load_recipe(write(tmp_path, GOOD), ["bench.enabled=false", f"output_dir={tmp_path}"])
+    assert bench_stage(recipe) == {}
+    assert "bench: off" in capsys.readouterr().err
+
+
+def test_bench_command_on_model_folders_prints_every_path(tmp_path, monkeypatch, capsys):
+    import yaml
+
+    from mkd.config import StudentConfig
+    from mkd.models.students import build_student
+    from tests.test_run_pipeline import _write_csv
+    from tests.tinyfix import run_cli
+
+    spec = SPECS["sent"]
+    files = {s: _write_csv(tmp_path / f"{s}.csv", spec, 12, i) for i, s in enumerate(("train", "dev", "test"))}
+    recipe = {"name": "b", "tasks": [{"name": "sent", "source": "files", **files, "text_fields": ["text"],
+                                      "type": "classification", "labels": list(spec.labels)}],
+              "bench": {"rounds": 2, "batch_sizes": [1, 4], "examples": 8}}
+    torch.manual_seed(0)
+    cfg = StudentConfig(type="bilstm", embeddings="random", embedding_dim=8, hidden_size=8, max_length=16)
+    folder = tmp_path / "m" / "student"
+    build_student(cfg, {"sent": spec}, [e.texts[0] for e in make_examples(spec, 12, 0)], None).save(folder)
+    (folder / "recipe.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    code, _, err = run_cli(monkeypatch, capsys, "bench", "--model", str(folder))
+    assert code == 0, err
+    header, row = err.strip().splitlines()[-2:]
+    assert "int8 b=4" in header and "best b=4" in header and row.split()[0] == "m/student"
+    figures = json.loads((folder / "bench.json").read_text())
+    assert figures["threads"] == 1 and set(figures["tasks"]["sent"]["paths"]) == set(PATHS)

@@ -1,0 +1,167 @@
+"""One ONNX graph per model: every task matches PyTorch, the shared layers are in it once, int8 is
+gated, tokenizer.json reproduces the model's ids, and serving needs no PyTorch (README's snippet too)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mkd.onnx_export
+from mkd.errors import MkdError
+from mkd.evaluate import predict
+from mkd.export import MANIFEST, TOLERANCE, export_onnx
+from mkd.models.base import load_model
+from mkd.predict import run_predict
+from mkd.serve import OnnxModel
+from tests.test_export_predict import make_model
+from tests.tinyfix import SPECS, make_examples
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _examples(n: int = 24) -> dict[str, list]:
+    out = {t: make_examples(s, n, 1) for t, s in SPECS.items()}
+    out["sent"].append(out["sent"][0].__class__("blank", ("",)))  # an empty text is one <unk> everywhere
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, small_bert_dir) -> dict[str, tuple[Path, Path]]:
+    root = tmp_path_factory.mktemp("onnx")
+    out = {}
+    for kind in ("bilstm", "bilstm_attn", "transformer", "teacher"):
+        folder = make_model(kind, small_bert_dir, root / kind)
+        export_onnx(folder, root / f"{kind}-onnx", _examples(), quantize="int8")
+        out[kind] = (folder, root / f"{kind}-onnx")
+    return out
+
+
+@pytest.mark.parametrize("kind", ["bilstm", "bilstm_attn", "transformer", "teacher"])
+def test_one_graph_gives_every_tasks_pytorch_logits_from_raw_text(kind, exported):
+    folder, out = exported[kind]
+    doc = json.loads((out / MANIFEST).read_text())
+    assert doc["graph"] == "model.onnx" and doc["int8_graph"] == "model.int8.onnx"
+    assert sorted(p.name for p in out.glob("*.onnx")) == ["model.int8.onnx", "model.onnx"]
+    model, served = load_model(folder), OnnxModel(out)
+    for task, spec in SPECS.items():
+        info = doc["tasks"][task]
+        assert info["max_abs_diff"] <= TOLERANCE and info["tokenizer_checked_texts"] == len(_examples()[task])
+        examples = make_examples(spec, 13, 7)  # other texts, batch size and lengths than the export saw
+        columns = [[e.texts[i] for e in examples] for i in range(len(spec.text_fields))]
+        want = predict(model, task, model.encode(spec, examples))
+        np.testing.assert_allclose(served.logits(task, columns, batch_size=5), want, atol=TOLERANCE, rtol=0)
+        if spec.type == "classification":
+            assert info["int8"]["argmax_agreement"] >= 0.99 and "accuracy_change" in info["int8"]
+
+
+def test_the_shared_layers_are_in_the_graph_once(exported):
+    import onnx
+
+    graph = onnx.load(str(exported["bilstm"][1] / "model.onnx")).graph
+    # bilstm: one BiLSTM (two directions) for the first text of all three tasks, one for the second text
+    assert sum(n.op_type == "LSTM" for n in graph.node) == 4
+    names = [i.name for i in graph.initializer]
+    assert len(names) == len(set(names))
+
+
+def test_a_broken_int8_graph_is_refused_and_nothing_is_written(exported, monkeypatch, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    real = mkd.onnx_export.quantize
+
+    def broken(src: Path, dst: Path) -> None:
+        real(src, dst)
+        graph_model = onnx.load(str(dst))
+        rng = np.random.default_rng(0)
+        for init in graph_model.graph.initializer:
+            arr = numpy_helper.to_array(init)
+            if arr.size > 16 and arr.dtype in (np.int8, np.uint8, np.float32):  # weights, quantized or not
+                noise = rng.integers(0, 127, arr.shape) if arr.dtype != np.float32 else rng.normal(0, 1, arr.shape)
+                init.CopyFrom(numpy_helper.from_array(noise.astype(arr.dtype), init.name))
+        onnx.save(graph_model, str(dst))
+
+    import torch
+
+    model = load_model(exported["bilstm"][0])  # an untrained model answers one class: make it decide
+    with torch.no_grad():
+        for head in model.heads.heads.values():
+            head[1].weight.mul_(30.0)
+    model.save(tmp_path / "sharp")
+    export_onnx(tmp_path / "sharp", tmp_path / "fine", _examples(60), quantize="int8")  # the real one passes
+    monkeypatch.setattr(mkd.onnx_export, "quantize", broken)
+    with pytest.raises(MkdError, match=r"int8 graph agrees with PyTorch on .*< 99%"):
+        export_onnx(tmp_path / "sharp", tmp_path / "out", _examples(60), quantize="int8")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(MkdError, match="--quantize int8"):
+        export_onnx(exported["bilstm"][0], tmp_path / "out", _examples(), quantize="int4")
+
+
+def test_a_tokenizer_that_differs_from_the_model_is_refused(exported, monkeypatch, tmp_path):
+    from tokenizers import normalizers
+
+    real = mkd.onnx_export.serving_tokenizer
+
+    def sloppy(model):  # forgets to lowercase
+        tok, doc = real(model)
+        tok.normalizer = normalizers.Sequence([])
+        return tok, doc
+
+    monkeypatch.setattr(mkd.onnx_export, "serving_tokenizer", sloppy)
+    examples = _examples()
+    examples["sent"][0] = examples["sent"][0].__class__("upper", ("GOOD Movie",))
+    with pytest.raises(MkdError, match=r"tokenizer\.json tokenizes dev text upper of task sent differently"):
+        export_onnx(exported["bilstm"][0], tmp_path / "out", examples)
+    assert not (tmp_path / "out").exists()
+
+
+def test_predict_onnx_serves_without_torch_and_agrees_with_predict_model(exported):
+    folder, out = exported["bilstm_attn"]
+    texts = ["good movie very good", "bad plot", "the actor is not bad", ""]
+    code = ("import sys, json; from mkd.predict import run_predict; "
+            f"lines = run_predict(None, 'sent', {texts!r}, None, True, {str(out)!r}); "
+            "print(json.dumps([json.loads(x)['label'] for x in lines])); print('torch' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    labels, torch_loaded = res.stdout.strip().splitlines()
+    assert torch_loaded == "False"
+    want = [json.loads(x)["label"] for x in run_predict(str(folder), "sent", texts, None, True)]
+    assert json.loads(labels) == want
+    int8 = [json.loads(x)["label"] for x in run_predict(None, "sent", texts, None, True, out, "int8")]
+    assert len(int8) == len(texts)
+    with pytest.raises(MkdError, match="either --model DIR or --onnx DIR"):
+        run_predict(str(folder), "sent", texts, None, True, out)
+
+
+def readme_snippet() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- serving-snippet -->\s*```python\n(.*?)```", text, re.S)
+    assert found, "README.md lost its serving snippet"
+    return found.group(1)
+
+
+@pytest.mark.parametrize("kind", ["bilstm", "bilstm_attn"])
+def test_the_readme_serving_snippet_gives_mkd_predicts_labels(kind, exported):
+    folder, out = exported[kind]
+    snippet = readme_snippet()
+    assert "import torch" not in snippet and "mkd" not in snippet
+    for task, spec in SPECS.items():
+        if spec.type != "classification":
+            continue
+        examples = _examples()[task]  # the export's dev texts, the empty one included
+        columns = [[e.texts[i] for e in examples] for i in range(len(spec.text_fields))]
+        scope = {"folder": str(out), "task": task, "firsts": columns[0],
+                 "seconds": columns[1] if len(columns) > 1 else None}
+        exec(snippet, scope)  # the README's own code is what is tested
+        lines = run_predict(str(folder), task, [" ||| ".join(c) if spec.is_pair else c[0]
+                                                for c in zip(*columns, strict=True)], None, True)
+        assert scope["labels"] == [json.loads(x)["label"] for x in lines]
