@@ -150,13 +150,15 @@ def labels_fresh(folder: Path, fingerprint: str) -> bool:
 def label_task(model: torch.nn.Module, task: str, folder: Path, fingerprint: str, batch_size: int = 64,
                device: torch.device | str = "cpu", force: bool = False,
                on_shard: Callable[[str, int], None] | None = None, rank: int = 0, world: int = 1,
-               barrier: Callable[[], None] | None = None) -> dict[str, int]:
+               barrier: Callable[[], None] | None = None, precision: str = "fp32",
+               record: dict[str, Any] | None = None) -> dict[str, int]:
     """Teacher logits for every shard of a task; shards already labelled with `fingerprint` are kept.
 
     With several processes, process `rank` labels shards i with i % world == rank, every process
     calls this, and `barrier` waits for all of them before the main one (rank 0) checks every shard
     and marks the task labelled in the manifest. A shard's logits do not depend on which process
-    computed them."""
+    computed them. `precision`: the teacher's arithmetic (mkd.precision); `record`: extra manifest
+    entries (the labelling precision and its fidelity figures)."""
     folder = Path(folder)
     manifest = read_manifest(folder)
     spec = model.specs[task]
@@ -177,7 +179,7 @@ def label_task(model: torch.nn.Module, task: str, folder: Path, fingerprint: str
             continue
         examples = read_shard(folder / entry["examples"], manifest["type"], manifest["is_pair"])
         encoded = model.encode(spec, examples)
-        logits = predict(model, task, encoded, batch_size, device)
+        logits = predict(model, task, encoded, batch_size, device, precision)
         write_logits(out, encoded.ids, logits, fingerprint)
         done += 1
         if on_shard is not None:
@@ -190,7 +192,7 @@ def label_task(model: torch.nn.Module, task: str, folder: Path, fingerprint: str
         if unfinished:
             raise MkdError(f"task {task}: {len(unfinished)} logits shards were not written (first: {unfinished[0]})",
                            "rerun mkd label")
-        write_json(folder / MANIFEST, {**manifest, "label_fingerprint": fingerprint})
+        write_json(folder / MANIFEST, {**manifest, **(record or {}), "label_fingerprint": fingerprint})
     return {"labelled": done, "kept": kept, "rows": manifest["total"]}
 
 

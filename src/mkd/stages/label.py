@@ -17,10 +17,13 @@ from pathlib import Path
 
 from mkd import dist
 from mkd.config import Recipe
-from mkd.data.transfer import label_task, labels_fresh, read_manifest
+from mkd.data.fidelity import Fidelity, gate
+from mkd.data.transfer import label_task, labels_fresh, read_manifest, read_shard
 from mkd.errors import MkdError
+from mkd.evaluate import predict
 from mkd.io import read_json, write_json
-from mkd.models.base import load_model
+from mkd.models.base import MkdModel, load_model
+from mkd.precision import resolve
 from mkd.progress import progress_bar
 from mkd.stages.augment import task_fingerprint
 from mkd.stages.common import claim_run, run_dir, say
@@ -62,9 +65,11 @@ def file_sha256(path: Path, cache: Path | None = None) -> str:
     return digest.hexdigest()
 
 
-def label_fingerprint(teacher_hash: str, transfer_fingerprint: str, task: str) -> str:
-    blob = json.dumps({"version": LABEL_VERSION, "teacher": teacher_hash, "transfer": transfer_fingerprint,
-                       "task": task}, sort_keys=True).encode()
+def label_fingerprint(teacher_hash: str, transfer_fingerprint: str, task: str, precision: str = "fp32") -> str:
+    data = {"version": LABEL_VERSION, "teacher": teacher_hash, "transfer": transfer_fingerprint, "task": task}
+    if precision != "fp32":  # fp32 labels keep the fingerprint they always had
+        data["precision"] = precision
+    blob = json.dumps(data, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -83,6 +88,8 @@ def label(recipe: Recipe, force: bool = False, on_shard: Callable[[str, int], No
     prints: dict[str, str] = {}
     cache = run / ".work" / "sha256.json"
     hashes: dict[Path, str] = {}
+    device = device or dist.device()
+    precision = resolve(recipe.precision, device)
     for task in recipe.tasks:
         folder = out / task.name
         manifest = read_manifest(folder)
@@ -92,14 +99,13 @@ def label(recipe: Recipe, force: bool = False, on_shard: Callable[[str, int], No
         teacher = teacher_folder(recipe, run, task.name)
         if teacher not in hashes:
             hashes[teacher] = _teacher_hash(teacher, cache if dist.is_main() else None)
-        prints[task.name] = label_fingerprint(hashes[teacher], manifest["fingerprint"], task.name)
+        prints[task.name] = label_fingerprint(hashes[teacher], manifest["fingerprint"], task.name, precision)
         if force or not labels_fresh(folder, prints[task.name]):
             plan.setdefault(teacher, []).append(task.name)
     if not plan:
         say(f"label: unchanged, kept {out} ({time.time() - started:.1f}s)")
         return out
     claim_run(recipe)
-    device = device or dist.device()
     batch_size = recipe.transfer.label_batch_size
     world, rank = dist.world(), dist.rank()
     for teacher, tasks in plan.items():
@@ -116,14 +122,30 @@ def label(recipe: Recipe, force: bool = False, on_shard: Callable[[str, int], No
                 if on_shard is not None:
                     on_shard(name, index)
 
+            used, record = precision, {"label_precision": precision}
+            if precision != "fp32":
+                fidelity = fidelity_gate(model, task, out / task, precision, recipe, device)
+                used, record = fidelity.used, {"label_precision": fidelity.used, "fidelity": fidelity.record()}
+                say(fidelity.line(task))
             try:
                 counts = label_task(model, task, out / task, prints[task], batch_size, device, force, tick,
-                                    rank=rank, world=world, barrier=dist.barrier)
+                                    rank=rank, world=world, barrier=dist.barrier, precision=used, record=record)
             finally:
                 bar.close()
-            say(f"label: {task}: {counts['rows']} examples, {counts['labelled']} shards labelled, "
+            say(f"label: {task}: {counts['rows']} examples at {used}, {counts['labelled']} shards labelled, "
                 f"{counts['kept']} kept ({time.time() - t0:.1f}s)")
         del model
     dist.barrier()  # every manifest is final before any process goes on
     say(f"label: wrote logits under {out} in {time.time() - started:.1f}s")
     return out
+
+
+def fidelity_gate(model: MkdModel, task: str, folder: Path, precision: str, recipe: Recipe,
+                  device: str) -> Fidelity:
+    """The gate (mkd.data.fidelity) on the first examples of the task's first shard."""
+    manifest = read_manifest(folder)
+    examples = read_shard(folder / manifest["shards"][0]["examples"], manifest["type"], manifest["is_pair"])
+    encoded = model.encode(model.specs[task], examples[: recipe.transfer.fidelity_examples])
+    batch_size = recipe.transfer.label_batch_size
+    return gate(lambda p: predict(model, task, encoded, batch_size, device, p), precision,
+                recipe.transfer.fidelity_threshold)
