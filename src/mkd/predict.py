@@ -73,11 +73,12 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=-1, keepdims=True)
 
 
-def predict_examples(model: MkdModel, spec: TaskSpec, examples: Sequence[Example]) -> list[dict[str, Any]]:
+def predict_examples(model: MkdModel, spec: TaskSpec, examples: Sequence[Example],
+                     precision: str = "fp32") -> list[dict[str, Any]]:
     """One record per example, in input order: texts and either label + probabilities, or score."""
     from mkd.evaluate import predict
 
-    outputs = predict(model, spec.name, model.encode(spec, list(examples)), BATCH_SIZE)
+    outputs = predict(model, spec.name, model.encode(spec, list(examples)), BATCH_SIZE, precision=precision)
     rows: list[dict[str, Any]] = []
     for example, out in zip(examples, outputs, strict=True):
         row: dict[str, Any] = {"task": spec.name, "texts": dict(zip(spec.text_fields, example.texts, strict=True))}
@@ -123,7 +124,10 @@ def run_predict(folder: str | Path, task: str | None, texts: Sequence[str], file
     examples = (from_texts(spec, texts) if texts else []) + (from_file(spec, file) if file is not None else [])
     if not examples:
         raise MkdError("nothing to predict (no text was given)", "give texts, --file, or lines on stdin with '-'")
-    rows = predict_examples(model, spec, examples)
+    from mkd.precision import folder_setting, resolve
+
+    # the folder's recipe says the precision (its `precision:` key; auto when absent)
+    rows = predict_examples(model, spec, examples, resolve(folder_setting(folder), "cpu"))
     if as_json:
         return [json.dumps(r, ensure_ascii=False) for r in rows]
     return table_lines(spec, rows)
