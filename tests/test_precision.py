@@ -289,3 +289,17 @@ def test_bad_thread_counts_are_one_line_errors(tmp_path, bert_dir, monkeypatch):
     with pytest.raises(MkdError, match="OMP_NUM_THREADS='many' is not a positive whole number"):
         prec.set_threads()
     assert torch.get_num_threads() == before
+
+
+def test_report_shows_the_precision_of_each_model(tmp_path):
+    from mkd.io import write_json
+    from mkd.report import write_report
+
+    model = {"arch": "x", "path": str(tmp_path / "none"), "tasks": ["mine"], "dev": None,
+             "test": {"tasks": {"mine": {"accuracy": 80.0}}, "macro": 80.0}, "macro": 80.0,
+             "parameters": {"total": 10, "without_embeddings": 5}, "examples_per_s": 10.0}
+    write_json(tmp_path / "summary.json", {"recipe": "r", "machine": {}, "batch_size_for_speed": 32, "models": {
+        "teacher": {**model, "precision": "bf16"}, "student": {**model, "precision": "fp32"}}})
+    html = write_report(tmp_path).read_text()
+    line = "Precision (training and scoring): teacher bf16; student fp32"
+    assert line in (tmp_path / "report.md").read_text() and line in html

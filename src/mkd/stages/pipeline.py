@@ -86,6 +86,7 @@ def summarize(recipe: Recipe) -> dict[str, Any]:
             "examples_per_s_batch_1": round(sum(speeds1) / len(speeds1), 1) if speeds1 else None,
             "onnx_examples_per_s": round(sum(ort) / len(ort), 1) if ort else None,
             "train_seconds": stage.get("train_seconds"),
+            "precision": stage.get("precision"),  # the arithmetic it was trained and scored at
         }
     base = models.get("teacher", {}).get("examples_per_s")
     for entry in models.values():
