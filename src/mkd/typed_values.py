@@ -79,6 +79,16 @@ def _merge(parsed: Any, words: Any, annotation: Any) -> Any:
     return parsed
 
 
+def _words(node: yaml.Node | None) -> Any:
+    """A YAML node tree as plain data with every scalar kept as the text written (nothing is
+    constructed: no tags, no type guesses)."""
+    if isinstance(node, yaml.SequenceNode):
+        return [_words(item) for item in node.value]
+    if isinstance(node, yaml.MappingNode):
+        return {str(_words(k)): _words(v) for k, v in node.value}
+    return node.value if isinstance(node, yaml.ScalarNode) else None
+
+
 def annotation_at(model: type[BaseModel], path: list[str]) -> Any:
     """The type of the value at a dotted override path (list items by index or task name)."""
     current: Any = model
@@ -98,5 +108,5 @@ def typed_value(model: type[BaseModel], path: list[str], raw: str) -> Any:
     if annotation is not None and wants_text(annotation) and not isinstance(parsed, (dict, list)):
         return raw  # the words typed, e.g. "no", "1", "null"
     if isinstance(parsed, (dict, list)):
-        return _merge(parsed, yaml.load(raw, Loader=yaml.BaseLoader), annotation)
+        return _merge(parsed, _words(yaml.compose(raw, Loader=yaml.SafeLoader)), annotation)
     return parsed
