@@ -19,6 +19,8 @@ at fp32 and once at auto and prints both dev macro scores (minutes to hours: a f
     python benchmarks/cpu_speed.py --threads 1 --rounds 5
     python benchmarks/cpu_speed.py --parts student --student-hidden 300
     python benchmarks/cpu_speed.py --parts --dev-scores --dev-steps 300
+    python benchmarks/cpu_speed.py --parts --dev-scores --dev-steps 20 --dev-set tasks.snli.max_train=200 \
+        --dev-set tasks.rt_polarity.max_train=200 --dev-set transfer.augment.n_iter=1   # a smoke run
 """
 
 from __future__ import annotations
@@ -175,7 +177,8 @@ def dev_scores(args: argparse.Namespace) -> None:
         steps = [f"teacher.train.max_steps={args.dev_steps}", f"distill.train.max_steps={args.dev_steps}"]
         recipe = load_recipe(None, [f"name=cpu-speed-{setting}", f"output_dir={out}", f"precision={setting}",
                                     f"teacher.train.mixed_precision={setting}",
-                                    f"distill.train.mixed_precision={setting}", *(steps if args.dev_steps else [])])
+                                    f"distill.train.mixed_precision={setting}", *(steps if args.dev_steps else []),
+                                    *args.dev_set])
         started = time.perf_counter()
         teacher = teach(recipe)
         augment(recipe)
@@ -213,6 +216,8 @@ def main() -> None:
     ap.add_argument("--dev-scores", action="store_true", help="also train the demo at fp32 and auto (long)")
     ap.add_argument("--dev-steps", type=int, default=None, help="max_steps of teacher and student for --dev-scores")
     ap.add_argument("--dev-out", default=None, help="folder of the --dev-scores runs (default: a temporary one)")
+    ap.add_argument("--dev-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="more --set overrides of the demo recipe for --dev-scores (repeatable)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -65,7 +65,7 @@ def test_auto_is_bf16_only_where_the_hardware_is_fast(monkeypatch):
     assert prec.resolve("no", "cpu") == "fp32" and prec.resolve("bf16", "cpu") == "bf16"
     if not torch.cuda.is_available():
         assert prec.resolve("auto", "cuda") == "fp32"
-    with pytest.raises(MkdError, match="fp16 needs a CUDA GPU") as info:
+    with pytest.raises(MkdError, match="precision fp16 needs a CUDA GPU") as info:
         prec.resolve("fp16", "cpu")
     assert "\n" not in info.value.line()
 

@@ -60,10 +60,10 @@ def resolve(setting: str, device: str | torch.device) -> str:
         return "bf16"
     if setting == "fp16":
         if kind != "cuda":
-            raise MkdError(f"mixed_precision fp16 needs a CUDA GPU, this stage runs on {kind}",
-                           "use bf16 or auto (or no for fp32)")
+            raise MkdError(f"precision fp16 needs a CUDA GPU, this stage runs on {kind}",
+                           "set mixed_precision (or precision) to auto, bf16 or no")
         return "fp16"
-    raise MkdError(f"unknown precision setting '{setting}'", f"use one of {', '.join(SETTINGS)}")
+    raise MkdError(f"unknown precision setting '{setting}'", f"use one of: {', '.join(SETTINGS)}")
 
 
 def autocast(precision: str, device: str | torch.device) -> contextlib.AbstractContextManager:
