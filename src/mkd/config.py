@@ -112,7 +112,7 @@ class TransferConfig(Strict):
     )
     fidelity_threshold: float = Field(0.99, ge=0, le=1, description=(
         "labelling below fp32: the least argmax agreement with fp32 on the first shard, else fp32"))
-    fidelity_examples: int = Field(512, ge=1, description="examples of the first shard the fidelity gate checks")
+    fidelity_examples: int = Field(256, ge=1, description="examples of the first shard the fidelity gate checks")
 
 
 class StudentConfig(Strict):
