@@ -263,7 +263,7 @@ def test_set_unknown_key_names_the_nearest(tmp_path):
         ("seed.x=1", "'seed' is not a section"),
         ("novalue", "is not key=value"),
         ("=3", "is not key=value"),
-        ("name=[unclosed", "malformed value"),
+        ("seed=[unclosed", "malformed value"),
     ],
 )
 def test_bad_override_paths(tmp_path, override, expected):
@@ -274,3 +274,65 @@ def test_parse_overrides_reads_yaml_values():
     parsed = parse_overrides(["a.b=3", "c=[1, 2]", "d=", "e=x=y", " f.g =true"])
     assert parsed == [(["a", "b"], 3), (["c"], [1, 2]), (["d"], ""), (["e"], "x=y"), (["f", "g"], True)]
     assert parse_overrides(None) == []
+
+
+# --------------------------------------------------------------------------- --set takes a user's words
+
+
+@pytest.mark.parametrize("word", ["no", "bf16", "auto", "fp16"])
+def test_set_precision_words_stay_strings(tmp_path, word):
+    recipe = load_recipe(write(tmp_path, GOOD), [f"distill.train.mixed_precision={word}", f"precision={word}"])
+    assert recipe.distill.train.mixed_precision == word and recipe.precision == word
+
+
+@pytest.mark.parametrize("word", ["no", "yes", "on", "off", "null", "~", "1", "2.5", "true", "007"])
+def test_set_string_keys_keep_the_words_typed(tmp_path, word):
+    recipe = load_recipe(write(tmp_path, GOOD), [f"teacher.model={word}", f"student.embeddings={word}",
+                                                 f"transfer.teachers.snli={word}", f"tasks.snli.label_field={word}"])
+    assert recipe.teacher.model == word and recipe.student.embeddings == word
+    assert recipe.transfer.teachers == {"snli": word} and recipe.task("snli").label_field == word
+
+
+def test_set_numbers_and_yes_no_as_task_names_and_labels(tmp_path):
+    recipe = load_recipe(write(tmp_path, GOOD), ["tasks.1.name=1", "tasks.snli.labels=[yes, no, 3]",
+                                                 "tasks.snli.text_fields=[on, off]"])
+    assert recipe.tasks[1].name == "1"
+    assert recipe.task("snli").labels == ["yes", "no", "3"] and recipe.task("snli").text_fields == ["on", "off"]
+    recipe = load_recipe(write(tmp_path, GOOD), ["tasks=[1, {name: no, max_train: 5}]"])
+    assert [t.name for t in recipe.tasks] == ["1", "no"] and recipe.tasks[1].max_train == 5
+
+
+def test_set_non_string_keys_are_still_read_as_yaml(tmp_path):
+    recipe = load_recipe(write(tmp_path, GOOD), ["fetch_missing=yes", "distill.seed=null", "teacher.train.max_steps=~",
+                                                 "transfer.augment.enabled=off", "bench.batch_sizes=[1, 8]",
+                                                 "teacher.train.grad_clip=null", "tasks.snli.labels=null"])
+    assert recipe.fetch_missing is True and recipe.distill.seed is None and recipe.teacher.train.max_steps is None
+    assert recipe.transfer.augment.enabled is False and recipe.bench.batch_sizes == [1, 8]
+    assert recipe.teacher.train.grad_clip is None and recipe.task("snli").labels is None
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("distill.train.mixed_precision=maybe", "'distill.train.mixed_precision' Input should be 'auto', 'no'"),
+        ("precision=false", "got 'false'"),
+        ("teacher.max_length=no", "'teacher.max_length'"),
+        ("tasks.0.name=a b", "'tasks.0.name'"),
+        ("transfer.fidelity_threshold=1.5", "'transfer.fidelity_threshold'"),
+    ],
+)
+def test_set_words_that_are_still_wrong(tmp_path, override, expected):
+    line = error_of(write(tmp_path, GOOD), [override])
+    assert expected in line and "fix that value" in line
+
+
+def test_parse_overrides_with_the_schema_keeps_words():
+    parsed = parse_overrides(["distill.train.mixed_precision=no", "seed=3", "teacher.model=on"], Recipe)
+    assert parsed == [(["distill", "train", "mixed_precision"], "no"), (["seed"], 3), (["teacher", "model"], "on")]
+
+
+def test_mixed_precision_defaults_to_auto(tmp_path):
+    recipe = load_recipe(write(tmp_path, GOOD))
+    assert recipe.teacher.train.mixed_precision == recipe.distill.train.mixed_precision == "auto"
+    assert recipe.finetune.train.mixed_precision == "auto" and recipe.precision == "auto"
+    assert recipe.transfer.fidelity_threshold == 0.99

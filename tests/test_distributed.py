@@ -48,7 +48,8 @@ teacher:
   model: bert
   max_length: 32
   dropout: 0.0
-  train: {epochs: 2, batch_size: 8, lr: 2.0e-3, eval_every: 4, patience: null, log_every: 1}
+  # fp32: N processes at b equal one at N * b up to fp32 rounding only (bf16 rounds each part's sums)
+  train: {epochs: 2, batch_size: 8, lr: 2.0e-3, eval_every: 4, patience: null, log_every: 1, mixed_precision: "no"}
 transfer:
   augment: {enabled: false}
   shard_size: 7

@@ -24,6 +24,8 @@ RecipeOpt = Annotated[str | None, typer.Option("-c", "--recipe", help="recipe YA
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override, e.g. --set teacher.train.epochs=1")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue from the stage's last checkpoint")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="rerun even if unchanged; overwrite another recipe's run")]
+ThreadsOpt = Annotated[int | None, typer.Option(
+    "--threads", min=1, help="torch's intra-op threads (default: OMP_NUM_THREADS, else every core)")]
 
 
 @app.callback()
@@ -35,6 +37,12 @@ def _recipe(recipe: str | None, overrides: list[str] | None):
     from mkd.config import load_recipe
 
     return load_recipe(recipe, overrides)
+
+
+def _threads(threads: int | None) -> None:
+    from mkd.precision import set_threads
+
+    set_threads(threads)
 
 
 def _not_built(stage: str) -> NoReturn:
@@ -81,25 +89,31 @@ def tasks(
 
 @app.command()
 def teach(
-    recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False
+    recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Stage 1: refine the teacher jointly on all tasks of the recipe."""
+    _threads(threads)
     from mkd.stages.teach import teach as run_teach
 
     run_teach(_recipe(recipe, overrides), resume=resume, force=force)
 
 
 @app.command()
-def augment(recipe: RecipeOpt = None, overrides: SetOpt = None, force: ForceOpt = False) -> None:
+def augment(recipe: RecipeOpt = None, overrides: SetOpt = None, force: ForceOpt = False,
+            threads: ThreadsOpt = None) -> None:
     """Stage 2a: build the transfer set with Tang et al.'s augmentation."""
+    _threads(threads)
     from mkd.stages.augment import augment as run_augment
 
     run_augment(_recipe(recipe, overrides), force=force)
 
 
 @app.command()
-def label(recipe: RecipeOpt = None, overrides: SetOpt = None, force: ForceOpt = False) -> None:
+def label(recipe: RecipeOpt = None, overrides: SetOpt = None, force: ForceOpt = False,
+          threads: ThreadsOpt = None) -> None:
     """Stage 2b: label the transfer set with the teacher's logits."""
+    _threads(threads)
     from mkd.stages.label import label as run_label
 
     run_label(_recipe(recipe, overrides), force=force)
@@ -128,9 +142,11 @@ def transfer_export(
 
 @app.command()
 def distill(
-    recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False
+    recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Stage 3: multi-task distillation into one student (one task: single-task distillation)."""
+    _threads(threads)
     from mkd.stages.distill import distill as run_distill
 
     run_distill(_recipe(recipe, overrides), resume=resume, force=force)
@@ -138,9 +154,11 @@ def distill(
 
 @app.command()
 def finetune(
-    recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False
+    recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Stage 4: per-task fine-tuning of the multi-task student."""
+    _threads(threads)
     from mkd.stages.distill import finetune as run_finetune
 
     run_finetune(_recipe(recipe, overrides), resume=resume, force=force)
@@ -152,8 +170,10 @@ def evaluate(
     split: Annotated[str, typer.Option("--split", help="dev or test")] = "test",
     recipe: RecipeOpt = None,
     overrides: SetOpt = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Per-task metrics and macro score of any model folder; writes its metrics.json."""
+    _threads(threads)
     from mkd.stages.evaluate import evaluate_folder
 
     evaluate_folder(model, split, recipe, overrides)
@@ -164,9 +184,11 @@ BenchModelOpt = Annotated[list[Path] | None, typer.Option(
 
 
 @app.command()
-def bench(recipe: RecipeOpt = None, overrides: SetOpt = None, models: BenchModelOpt = None) -> None:
+def bench(recipe: RecipeOpt = None, overrides: SetOpt = None, models: BenchModelOpt = None,
+          threads: ThreadsOpt = None) -> None:
     """CPU throughput and latency of the teacher and every student of the run: PyTorch fp32 and at the run's
     precision, ONNX Runtime fp32 and int8; models whose weights are unchanged keep their figures."""
+    _threads(threads)
     from mkd.stages.pipeline import bench_stage, print_table, summarize
 
     if models:
@@ -206,9 +228,11 @@ QuantizeOpt = Annotated[str | None, typer.Option("--quantize", help="int8: add a
 
 
 @app.command()
-def export(model: ModelOpt, fmt: FormatOpt = "onnx", out: OutOpt = None, quantize: QuantizeOpt = None) -> None:
+def export(model: ModelOpt, fmt: FormatOpt = "onnx", out: OutOpt = None, quantize: QuantizeOpt = None,
+           threads: ThreadsOpt = None) -> None:
     """Export a model to ONNX (one graph for all tasks, tokenizer.json beside it; --quantize int8 adds an
     int8 graph) or Hugging Face folders (one per task), checked against PyTorch on the model's dev examples."""
+    _threads(threads)
     from mkd.export import export as run_export
     from mkd.stages.common import say
 
@@ -230,17 +254,23 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per input")] = False,
     onnx: Annotated[Path | None, typer.Option("--onnx", help="serve an ONNX export folder (no PyTorch)")] = None,
     int8: Annotated[bool, typer.Option("--int8", help="with --onnx: its int8 graph")] = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Labels and probabilities (or scores) for texts, from any model folder or ONNX export."""
+    if onnx is None:  # --onnx serves without PyTorch: ONNX Runtime gets the thread count itself
+        _threads(threads)
     from mkd.predict import run_predict
 
-    for line in run_predict(model, task, texts or [], file, as_json, onnx, "int8" if int8 else "fp32"):
+    for line in run_predict(model, task, texts or [], file, as_json, onnx, "int8" if int8 else "fp32",
+                            threads=threads):
         typer.echo(line)
 
 
 @app.command()
-def run(recipe: RecipeOpt = None, overrides: SetOpt = None, force: ForceOpt = False) -> None:
+def run(recipe: RecipeOpt = None, overrides: SetOpt = None, force: ForceOpt = False,
+        threads: ThreadsOpt = None) -> None:
     """All stages in order, each skipped when unchanged (default recipe: the packaged demo)."""
+    _threads(threads)
     from mkd.stages.pipeline import run_all
 
     run_all(_recipe(recipe, overrides), force=force)

@@ -48,7 +48,8 @@ class TrainConfig(Strict):
     eval_every: int | None = Field(None, ge=1, description="steps between evaluations; None: per epoch")
     checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints; None: at each evaluation")
     patience: int | None = Field(3, ge=1, description="evaluations without improvement before stopping")
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 autocast where the hardware is fast at it, else fp32 | no: fp32")
     log_every: int = Field(10, ge=1)
 
 
@@ -159,6 +160,9 @@ class TransferConfig(Strict):
     teachers: dict[str, TeacherRef] | None = Field(
         None, description="task -> its teacher (a folder, or a typed teacher); None: the run's teacher"
     )
+    fidelity_threshold: float = Field(0.99, ge=0, le=1, description=(
+        "labelling below fp32: the least argmax agreement with fp32 on the first shard, else fp32"))
+    fidelity_examples: int = Field(256, ge=1, description="examples of the first shard the fidelity gate checks")
 
 
 class StudentConfig(Strict):
@@ -213,6 +217,8 @@ class Recipe(Strict):
     seed: int = 13
     output_dir: str = "runs"
     fetch_missing: bool = Field(False, description="fetch missing assets instead of failing")
+    precision: Literal["auto", "no", "bf16", "fp16"] = Field(
+        "auto", description="inference precision of label, evaluate, bench and predict (like mixed_precision)")
     tasks: list[TaskConfig] = Field(min_length=1)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     transfer: TransferConfig = Field(default_factory=TransferConfig)
@@ -301,17 +307,30 @@ def _read_source(source: str | Path | None) -> tuple[str, str]:
     )
 
 
-def parse_overrides(overrides: list[str] | None) -> list[tuple[list[str], Any]]:
-    parsed = []
+def split_overrides(overrides: list[str] | None) -> list[tuple[str, list[str], str]]:
+    """(item, dotted path, the value's text as typed) of each `--set key=value`."""
+    split = []
     for item in overrides or []:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise MkdError(f"override '{item}' is not key=value", "write it as --set teacher.max_length=64")
+        split.append((item, key.strip().split("."), raw))
+    return split
+
+
+def parse_overrides(overrides: list[str] | None, schema: type[BaseModel] | None = None) -> list[tuple[list[str], Any]]:
+    """Overrides as (path, value): with a schema, a string-typed key keeps the words typed (see
+    mkd.typed_values); without one, values are read as YAML."""
+    from mkd.typed_values import typed_value
+
+    parsed = []
+    for item, path, raw in split_overrides(overrides):
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = (typed_value(schema, path, raw) if schema is not None
+                     else yaml.safe_load(raw) if raw.strip() else "")
         except yaml.YAMLError as e:
             raise MkdError(f"override '{item}' has a malformed value", "quote it as YAML") from e
-        parsed.append((key.strip().split("."), value))
+        parsed.append((path, value))
     return parsed
 
 
@@ -408,7 +427,7 @@ def load_recipe(source: str | Path | None = None, overrides: list[str] | None = 
         raise MkdError(f"recipe {where} is malformed YAML{at}", "fix the syntax there") from e
     if not isinstance(data, dict):
         raise MkdError(f"recipe {where} is not a mapping of sections", "start from recipes/demo.yaml")
-    for path, value in parse_overrides(overrides):
+    for path, value in parse_overrides(overrides, Recipe):
         _apply(data, path, value)
     try:
         return Recipe.model_validate(data)

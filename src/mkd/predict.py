@@ -77,11 +77,13 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=-1, keepdims=True)
 
 
-def predict_examples(model: MkdModel, spec: TaskSpec, examples: Sequence[Example]) -> list[dict[str, Any]]:
+def predict_examples(model: MkdModel, spec: TaskSpec, examples: Sequence[Example],
+                     precision: str = "fp32") -> list[dict[str, Any]]:
     """One record per example, in input order: texts and either label + probabilities, or score."""
     from mkd.evaluate import predict
 
-    return rows_of(spec, examples, predict(model, spec.name, model.encode(spec, list(examples)), BATCH_SIZE))
+    outputs = predict(model, spec.name, model.encode(spec, list(examples)), BATCH_SIZE, precision=precision)
+    return rows_of(spec, examples, outputs)
 
 
 def rows_of(spec: TaskSpec, examples: Sequence[Example], outputs: np.ndarray) -> list[dict[str, Any]]:
@@ -127,7 +129,8 @@ def onnx_specs(doc: dict[str, Any]) -> dict[str, TaskSpec]:
 
 
 def run_predict(folder: str | Path | None, task: str | None, texts: Sequence[str], file: str | None,
-                as_json: bool, onnx: str | Path | None = None, precision: str = "fp32") -> list[str]:
+                as_json: bool, onnx: str | Path | None = None, precision: str = "fp32",
+                threads: int | None = None) -> list[str]:
     """The output lines of `mkd predict`: a table, or one JSON object per input. `onnx`: serve that export
     (its int8 graph with precision="int8") instead of a model folder."""
     if (folder is None) == (onnx is None):
@@ -137,7 +140,7 @@ def run_predict(folder: str | Path | None, task: str | None, texts: Sequence[str
     if onnx is not None:
         from mkd.serve import OnnxModel
 
-        served = OnnxModel(onnx, precision)
+        served = OnnxModel(onnx, precision, threads or 1)
         spec = choose_task(onnx_specs(served.doc), task, Path(onnx))
     else:
         from mkd.models.base import load_model
@@ -151,7 +154,10 @@ def run_predict(folder: str | Path | None, task: str | None, texts: Sequence[str
         columns = [[e.texts[i] for e in examples] for i in range(len(spec.text_fields))]
         rows = rows_of(spec, examples, served.logits(spec.name, columns, BATCH_SIZE))
     else:
-        rows = predict_examples(model, spec, examples)
+        from mkd.precision import folder_setting, resolve
+
+        # the folder's recipe says the precision (its `precision:` key; auto when absent)
+        rows = predict_examples(model, spec, examples, resolve(folder_setting(str(folder)), "cpu"))
     if as_json:
         return [json.dumps(r, ensure_ascii=False) for r in rows]
     return table_lines(spec, rows)

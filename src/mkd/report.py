@@ -147,6 +147,9 @@ def write_report(run: str | Path) -> Path:
                                                  for t, c in summary["transfer"].items())]
     if summary.get("teachers"):
         md += ["", "Teachers: " + "; ".join(f"{t}: {e['kind']} {e['source']}" for t, e in summary["teachers"].items())]
+    precision = "; ".join(f"{n} {m['precision']}" for n, m in summary["models"].items() if m.get("precision"))
+    if precision:
+        md += ["", f"Precision (training and scoring): {precision}"]
     md += ["", "## Recipe", "", "```yaml", recipe.rstrip(), "```", ""]
     write_text(run / "report.md", "\n".join(md))
     table = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(
@@ -157,8 +160,9 @@ def write_report(run: str | Path) -> Path:
             "</title><style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}</style></head><body>"
             f"<h1>mkd report: {html.escape(summary['recipe'])}</h1>"
-            f"<p>Machine: {html.escape(str(summary['machine']))}</p><table>{table}</table>"
-            f"{_teachers_html(summary)}{images}"
+            f"<p>Machine: {html.escape(str(summary['machine']))}</p>"
+            + (f"<p>Precision (training and scoring): {html.escape(precision)}</p>" if precision else "")
+            + f"<table>{table}</table>{_teachers_html(summary)}{images}"
             f"<h2>Recipe</h2><pre>{html.escape(recipe)}</pre></body></html>")
     write_text(run / "report.html", page)
     return run / "report.html"

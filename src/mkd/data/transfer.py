@@ -29,6 +29,7 @@ import torch
 from mkd.errors import MkdError
 from mkd.evaluate import predict
 from mkd.io import atomic_path, read_json, write_json
+from mkd.precision import autocast
 from mkd.tasks.task import Example, TaskSpec
 
 KINDS = ("original", "augmented", "unlabelled")
@@ -148,23 +149,27 @@ def labels_fresh(folder: Path, fingerprint: str) -> bool:
 
 
 def teacher_logits(teacher: Any, task: str, examples: Sequence[Example], batch_size: int,
-                   device: torch.device | str) -> np.ndarray:
-    """Logits of a teacher adaptor (mkd.teachers: its own `logits`) or of a model (encode, then forward)."""
+                   device: torch.device | str, precision: str = "fp32") -> np.ndarray:
+    """Logits of a teacher adaptor (mkd.teachers: its own `logits`, under autocast at `precision`) or of
+    a model (encode, then forward at `precision`)."""
     if not isinstance(teacher, torch.nn.Module) and hasattr(teacher, "logits"):
-        return teacher.logits(task, examples, batch_size, device)
-    return predict(teacher, task, teacher.encode(teacher.specs[task], examples), batch_size, device)
+        with autocast(precision, device):
+            return np.asarray(teacher.logits(task, examples, batch_size, device), dtype=np.float32)
+    return predict(teacher, task, teacher.encode(teacher.specs[task], examples), batch_size, device, precision)
 
 
 def label_task(model: Any, task: str, folder: Path, fingerprint: str, batch_size: int = 64,
                device: torch.device | str = "cpu", force: bool = False,
                on_shard: Callable[[str, int], None] | None = None, rank: int = 0, world: int = 1,
-               barrier: Callable[[], None] | None = None) -> dict[str, int]:
+               barrier: Callable[[], None] | None = None, precision: str = "fp32",
+               record: dict[str, Any] | None = None) -> dict[str, int]:
     """Teacher logits for every shard of a task; shards already labelled with `fingerprint` are kept.
 
     With several processes, process `rank` labels shards i with i % world == rank, every process
     calls this, and `barrier` waits for all of them before the main one (rank 0) checks every shard
     and marks the task labelled in the manifest. A shard's logits do not depend on which process
-    computed them."""
+    computed them. `precision`: the teacher's arithmetic (mkd.precision); `record`: extra manifest
+    entries (the labelling precision and its fidelity figures)."""
     folder = Path(folder)
     manifest = read_manifest(folder)
     spec = model.specs[task]
@@ -184,7 +189,7 @@ def label_task(model: Any, task: str, folder: Path, fingerprint: str, batch_size
             kept += 1
             continue
         examples = read_shard(folder / entry["examples"], manifest["type"], manifest["is_pair"])
-        logits = teacher_logits(model, task, examples, batch_size, device)
+        logits = teacher_logits(model, task, examples, batch_size, device, precision)
         write_logits(out, [e.id for e in examples], logits, fingerprint)
         done += 1
         if on_shard is not None:
@@ -197,7 +202,7 @@ def label_task(model: Any, task: str, folder: Path, fingerprint: str, batch_size
         if unfinished:
             raise MkdError(f"task {task}: {len(unfinished)} logits shards were not written (first: {unfinished[0]})",
                            "rerun mkd label")
-        write_json(folder / MANIFEST, {**manifest, "label_fingerprint": fingerprint})
+        write_json(folder / MANIFEST, {**manifest, **(record or {}), "label_fingerprint": fingerprint})
     return {"labelled": done, "kept": kept, "rows": manifest["total"]}
 
 

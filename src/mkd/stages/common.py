@@ -105,11 +105,13 @@ def encode_splits(model: MkdModel, tasks: dict[str, TaskData], split: str) -> di
     return {t: model.encode(d.spec, d.split(split)) for t, d in tasks.items() if split in d.splits}
 
 
-def metrics_document(per_split: dict[str, dict], primary_split: str = "test") -> dict:
-    """metrics.json: the contract's {"split", "tasks", "macro"} for the test split, plus every split."""
+def metrics_document(per_split: dict[str, dict], primary_split: str = "test", precision: str | None = None) -> dict:
+    """metrics.json: the contract's {"split", "tasks", "macro"} for the test split, plus every split
+    (and the precision the scores were computed at)."""
     main = per_split.get(primary_split) or next(iter(per_split.values()))
+    extra = {"precision": precision} if precision else {}
     return {"split": primary_split if primary_split in per_split else next(iter(per_split)),
-            "tasks": main["tasks"], "macro": main["macro"], "splits": per_split}
+            "tasks": main["tasks"], "macro": main["macro"], "splits": per_split, **extra}
 
 
 def say(line: str) -> None:

@@ -65,19 +65,19 @@ def _train_and_save(recipe: Recipe, model: MkdModel, tasks: dict[str, TaskData],
     work = work_dir(run, "-".join((stage, *parts)), resume)
     result = fit(model, specs, train, dev, loss, cfg, work, student_seed(recipe), fingerprint, resume,
                  f"{stage} {out.name}")
-    per_split = {"dev": evaluate_tasks(model, specs, dev, cfg.eval_batch_size)}
+    per_split = {"dev": evaluate_tasks(model, specs, dev, cfg.eval_batch_size, precision=result.precision)}
     test = {t: d for t, d in encode_splits(model, {t: tasks[t] for t in train}, "test").items()}
     if test:
-        per_split["test"] = evaluate_tasks(model, specs, test, cfg.eval_batch_size)
+        per_split["test"] = evaluate_tasks(model, specs, test, cfg.eval_batch_size, precision=result.precision)
     if dist.is_main():
         with atomic_dir(out) as tmp:
             model.save(tmp)
-            write_json(tmp / "metrics.json", metrics_document(per_split))
+            write_json(tmp / "metrics.json", metrics_document(per_split, precision=result.precision))
             recipe.save(tmp)
             copy_logs(work, tmp)
             mark_done(tmp, stage, fingerprint, started, steps=result.steps, best_step=result.best_step,
                       train_seconds=round(result.wall_seconds, 2), stopped_early=result.stopped_early,
-                      parameters=model.count_parameters())
+                      parameters=model.count_parameters(), precision=result.precision)
     dist.barrier()
     for line in table_lines(per_split, sorted(specs)):
         say(line)

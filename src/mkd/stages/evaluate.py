@@ -9,6 +9,7 @@ from mkd.errors import MkdError
 from mkd.evaluate import evaluate_tasks
 from mkd.io import read_json, write_json
 from mkd.models.base import load_model, read_meta
+from mkd.precision import resolve
 from mkd.stages.common import metrics_document, say, table_lines
 from mkd.tasks import load_task
 
@@ -27,12 +28,13 @@ def evaluate_folder(folder: Path, split: str = "test", recipe_src: str | None = 
     if not tasks:
         raise MkdError(f"the recipe has none of the model's tasks ({', '.join(model.specs)})", "pass a matching -c")
     data = {t: model.encode(model.specs[t], d.split(split)) for t, d in tasks.items()}
-    result = evaluate_tasks(model, model.specs, data, recipe.teacher.train.eval_batch_size)
+    precision = resolve(recipe.precision, "cpu")  # evaluate_tasks runs on the CPU
+    result = evaluate_tasks(model, model.specs, data, recipe.teacher.train.eval_batch_size, precision=precision)
     path = folder / "metrics.json"
     old = read_json(path) if path.is_file() else {}
     per_split = dict(old.get("splits", {}))
     per_split[split] = result
-    write_json(path, metrics_document(per_split, "test" if "test" in per_split else split))
+    write_json(path, metrics_document(per_split, "test" if "test" in per_split else split, precision))
     for line in table_lines({split: result}, sorted(result["tasks"])):
         say(line)
     return result

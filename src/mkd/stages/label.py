@@ -17,8 +17,10 @@ from pathlib import Path
 
 from mkd import dist
 from mkd.config import Recipe
-from mkd.data.transfer import KINDS, label_task, labels_fresh, read_manifest, read_shard
+from mkd.data.fidelity import Fidelity, gate
+from mkd.data.transfer import KINDS, label_task, labels_fresh, read_manifest, read_shard, teacher_logits
 from mkd.errors import MkdError
+from mkd.precision import resolve
 from mkd.progress import progress_bar
 from mkd.stages.augment import task_fingerprint
 from mkd.stages.common import claim_run, run_dir, say
@@ -28,9 +30,11 @@ from mkd.teachers import Teacher, task_teachers
 LABEL_VERSION = 1
 
 
-def label_fingerprint(teacher_hash: str, transfer_fingerprint: str, task: str) -> str:
-    blob = json.dumps({"version": LABEL_VERSION, "teacher": teacher_hash, "transfer": transfer_fingerprint,
-                       "task": task}, sort_keys=True).encode()
+def label_fingerprint(teacher_hash: str, transfer_fingerprint: str, task: str, precision: str = "fp32") -> str:
+    data = {"version": LABEL_VERSION, "teacher": teacher_hash, "transfer": transfer_fingerprint, "task": task}
+    if precision != "fp32":  # fp32 labels keep the fingerprint they always had
+        data["precision"] = precision
+    blob = json.dumps(data, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -58,6 +62,8 @@ def label(recipe: Recipe, force: bool = False, on_shard: Callable[[str, int], No
     plan: dict[Teacher, list[str]] = {}
     prints: dict[str, str] = {}
     cache = run / ".work" / "sha256.json"
+    device = device or dist.device()
+    precision = resolve(recipe.precision, device)
     for task in recipe.tasks:
         manifest = read_manifest(out / task.name)
         if manifest["fingerprint"] != task_fingerprint(recipe, task):
@@ -68,7 +74,8 @@ def label(recipe: Recipe, force: bool = False, on_shard: Callable[[str, int], No
     for task in recipe.tasks:
         folder = out / task.name
         teacher = teachers[task.name]
-        prints[task.name] = label_fingerprint(teacher.fingerprint(), read_manifest(folder)["fingerprint"], task.name)
+        prints[task.name] = label_fingerprint(teacher.fingerprint(), read_manifest(folder)["fingerprint"], task.name,
+                                              teacher_precision(teacher, precision))
         if force or not labels_fresh(folder, prints[task.name]):
             plan.setdefault(teacher, []).append(task.name)
     if not plan:
@@ -77,7 +84,6 @@ def label(recipe: Recipe, force: bool = False, on_shard: Callable[[str, int], No
     for teacher, tasks in plan.items():
         check_coverage(teacher, tasks, out)  # a logits file that misses examples: refused before any write
     claim_run(recipe)
-    device = device or dist.device()
     batch_size = recipe.transfer.label_batch_size
     world, rank = dist.world(), dist.rank()
     for teacher, tasks in plan.items():
@@ -94,15 +100,37 @@ def label(recipe: Recipe, force: bool = False, on_shard: Callable[[str, int], No
                 if on_shard is not None:
                     on_shard(name, index)
 
+            wanted = teacher_precision(teacher, precision)
+            used, record = wanted, {"label_precision": wanted}
+            if wanted != "fp32":
+                fidelity = fidelity_gate(model, task, out / task, wanted, recipe, device)
+                used, record = fidelity.used, {"label_precision": fidelity.used, "fidelity": fidelity.record()}
+                say(fidelity.line(task))
             try:
                 counts = label_task(model, task, out / task, prints[task], batch_size, device, force, tick,
-                                    rank=rank, world=world, barrier=dist.barrier)
+                                    rank=rank, world=world, barrier=dist.barrier, precision=used, record=record)
             finally:
                 bar.close()
-            say(f"label: {task}: {counts['rows']} examples, {counts['labelled']} shards labelled, "
+            say(f"label: {task}: {counts['rows']} examples at {used}, {counts['labelled']} shards labelled, "
                 f"{counts['kept']} kept ({time.time() - t0:.1f}s)")
         teacher.unload()
         del model
     dist.barrier()  # every manifest is final before any process goes on
     say(f"label: wrote logits under {out} in {time.time() - started:.1f}s")
     return out
+
+
+def teacher_precision(teacher: Teacher, precision: str) -> str:
+    """A teacher that is a file of logits computes nothing: its labels are what the file says (fp32)."""
+    return "fp32" if teacher.kind == "logits" else precision
+
+
+def fidelity_gate(teacher: Teacher, task: str, folder: Path, precision: str, recipe: Recipe,
+                  device: str) -> Fidelity:
+    """The gate (mkd.data.fidelity) on the first examples of the task's first shard."""
+    manifest = read_manifest(folder)
+    examples = read_shard(folder / manifest["shards"][0]["examples"], manifest["type"], manifest["is_pair"], KINDS)
+    examples = examples[: recipe.transfer.fidelity_examples]
+    batch_size = recipe.transfer.label_batch_size
+    return gate(lambda p: teacher_logits(teacher, task, examples, batch_size, device, p), precision,
+                recipe.transfer.fidelity_threshold)

@@ -97,6 +97,7 @@ def summarize(recipe: Recipe) -> dict[str, Any]:
             "onnx_examples_per_s": round(sum(ort) / len(ort), 1) if ort else None,
             **best_serving(bench.get("tasks", {}), name, big),
             "train_seconds": stage.get("train_seconds"),
+            "precision": stage.get("precision"),  # the arithmetic it was trained and scored at
         }
     joined = teacher_entry(recipe, run, models, bench, big)  # the teachers that labelled the tasks
     if joined is not None:

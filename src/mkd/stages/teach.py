@@ -48,18 +48,19 @@ def teach(recipe: Recipe, resume: bool = False, force: bool = False) -> Path:
     claim_run(recipe)
     work = work_dir(run, "teacher", resume)
     result = fit(model, specs, train, dev, gold_loss, cfg.train, work, recipe.seed, fingerprint, resume, "teach")
-    per_split = {"dev": evaluate_tasks(model, specs, dev, cfg.train.eval_batch_size)}
+    per_split = {"dev": evaluate_tasks(model, specs, dev, cfg.train.eval_batch_size, precision=result.precision)}
     test = encode_splits(model, tasks, "test")
     if test:
-        per_split["test"] = evaluate_tasks(model, specs, test, cfg.train.eval_batch_size)
+        per_split["test"] = evaluate_tasks(model, specs, test, cfg.train.eval_batch_size, precision=result.precision)
     if dist.is_main():
         with atomic_dir(out) as tmp:
             model.save(tmp)
-            write_json(tmp / "metrics.json", metrics_document(per_split))
+            write_json(tmp / "metrics.json", metrics_document(per_split, precision=result.precision))
             recipe.save(tmp)
             copy_logs(work, tmp)
             mark_done(tmp, "teach", fingerprint, started, steps=result.steps, best_step=result.best_step,
-                      train_seconds=round(result.wall_seconds, 2), stopped_early=result.stopped_early)
+                      train_seconds=round(result.wall_seconds, 2), stopped_early=result.stopped_early,
+                      precision=result.precision)
     dist.barrier()
     for line in table_lines(per_split, sorted(specs)):
         say(line)

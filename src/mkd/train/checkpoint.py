@@ -30,6 +30,7 @@ class TrainState:
     stopped_early: bool = False
     examples_seen: int = 0
     processes: int = 1  # the batch plan depends on it: a run resumes with as many processes
+    precision: str = "fp32"  # the arithmetic depends on it: a run resumes at the same precision
 
 
 def _flatten_optimizer(sd: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -23,6 +23,7 @@ from mkd.errors import MkdError
 from mkd.evaluate import evaluate_tasks
 from mkd.io import atomic_path, restore_swapped_dir
 from mkd.models.base import load_weights
+from mkd.precision import autocast, resolve
 from mkd.progress import progress_bar
 from mkd.tasks.task import TaskSpec
 from mkd.train.checkpoint import TrainState, load_checkpoint, save_checkpoint, save_weights
@@ -37,6 +38,7 @@ class FitResult:
     wall_seconds: float
     dev: dict = field(default_factory=dict)
     stopped_early: bool = False
+    precision: str = "fp32"  # what the forward passes ran at (mkd.precision)
 
 
 def make_accelerator(mixed_precision: str):
@@ -149,7 +151,11 @@ def fit(
     work_dir.mkdir(parents=True, exist_ok=True)
     ckpt_dir, best_path = work_dir / "checkpoint", work_dir / "best.safetensors"
     set_seed(seed)
-    accelerator = make_accelerator(cfg.mixed_precision)
+    from mkd.dist import use_cpu
+
+    # bf16 runs under our own torch.autocast (CPU or GPU, no loss scaling); fp16 needs Accelerate's scaler
+    precision = resolve(cfg.mixed_precision, "cpu" if use_cpu() else "cuda")
+    accelerator = make_accelerator("fp16" if precision == "fp16" else "no")
     world, rank = accelerator.num_processes, accelerator.process_index
     # One global batch of batch_size * world examples of one task per step, split across the
     # processes: N processes at batch_size b train exactly like one process at N * b.
@@ -169,7 +175,10 @@ def fit(
         if state.processes != world:
             raise MkdError(f"checkpoint {ckpt_dir} was written by a run of {state.processes} process(es), "
                            f"this one has {world}", f"resume with {state.processes}, or start over without --resume")
-    state.processes = world
+        if state.precision != precision:
+            raise MkdError(f"checkpoint {ckpt_dir} was written at {state.precision}, this run trains at {precision}",
+                           f"resume where mixed_precision gives {state.precision}, or start over without --resume")
+    state.processes, state.precision = world, precision
     model, optimizer = accelerator.prepare(model, optimizer)
     device = accelerator.device
     tasks = sorted(train)
@@ -195,8 +204,9 @@ def fit(
         # process with no example runs one with weight 0 so that every process takes part.
         weight = len(mine) * world / len(idx)
         batch = {k: v.to(device) for k, v in train[task].collate(mine or idx[:1]).items()}
-        with accelerator.autocast():
-            loss = loss_fn(specs[task], model(task, batch), batch)
+        with autocast(precision, device):
+            outputs = model(task, batch)
+        loss = loss_fn(specs[task], outputs.float(), batch)  # the loss itself in fp32
         weighted = loss * weight if world > 1 else loss
         step_loss = accelerator.reduce(weighted.detach(), "mean") if world > 1 else weighted.detach()
         if not torch.isfinite(step_loss):  # the same decision in every process
@@ -234,7 +244,7 @@ def fit(
             tick, tick_examples = now, 0
         if state.step % eval_every == 0 or state.step == total:
             unwrapped = accelerator.unwrap_model(model)
-            dev_result = evaluate_tasks(unwrapped, specs, dev, cfg.eval_batch_size, device)
+            dev_result = evaluate_tasks(unwrapped, specs, dev, cfg.eval_batch_size, device, precision)
             if logs:
                 logs.eval(state.step, epoch, dev_result)
             if state.best_score is None or dev_result["macro"] > state.best_score:
@@ -255,5 +265,5 @@ def fit(
     if best_path.exists():
         final.load_state_dict(load_weights(best_path))
     return FitResult(state.best_score, state.best_step, state.step, time.perf_counter() - start,
-                     dev_result, state.stopped_early)
+                     dev_result, state.stopped_early, precision)
 
