@@ -39,34 +39,21 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
-# ---- precision: a switch the precision setting (mixed_precision: auto) plugs into ----------------
-def fast_bf16() -> bool:
-    """Whether this CPU has a bf16 unit (AVX512-BF16 or AMX), read from /proc/cpuinfo."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+def default_precision(setting: str = "auto") -> str:
+    """The PyTorch precision a recipe's `precision` setting serves at on this CPU (mkd.precision)."""
+    from mkd.precision import resolve
 
-
-def default_precision() -> str:
-    """bf16 where the CPU computes it fast, else fp32 (what `mixed_precision: auto` chooses)."""
-    return "bf16" if fast_bf16() else "fp32"
-
-
-AUTOCAST: dict[str, Callable[[], contextlib.AbstractContextManager]] = {
-    "fp32": contextlib.nullcontext,
-    "bf16": lambda: torch.autocast("cpu", dtype=torch.bfloat16),
-}
+    return resolve(setting, "cpu")
 
 
 def torch_runner(model: MkdModel, spec: TaskSpec, precision: str = "fp32") -> Runner:
+    from mkd.precision import autocast
+
     model.eval()
-    autocast = AUTOCAST[precision]
 
     @torch.inference_mode()
     def run(part: Sequence[Example]) -> object:
-        with autocast():
+        with autocast(precision, "cpu"):
             return model(spec.name, model.encode(spec, part).collate(range(len(part))))
 
     return run
@@ -253,7 +240,8 @@ def bench_models(folders: Sequence[Path], batch_sizes: Sequence[int] | None = No
         recipe = recipes[users[0]]
         data = load_task(recipe.task(task), recipe.seed, recipe.fetch_missing)
         texts = data.split("dev")[:examples]
-        measured = bench_folders({n: names[n] for n in users}, task, texts, batch_sizes, rounds, threads=threads)
+        measured = bench_folders({n: names[n] for n in users}, task, texts, batch_sizes, rounds, threads=threads,
+                                 precision=default_precision(recipe.precision))
         for n in users:
             per_model[n][task] = measured[n]
     for name, folder in names.items():

@@ -33,7 +33,7 @@ def model_folders(run: Path) -> dict[str, Path]:
 def bench_stage(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     """Throughput of every model of the run on each task's dev texts (tokenization included). Models
     whose weights and bench settings are unchanged keep their figures (bench/cache.json), unless forced."""
-    from mkd.bench import CACHE, bench_folders
+    from mkd.bench import CACHE, bench_folders, default_precision
     from mkd.tasks import load_recipe_tasks
 
     if not recipe.bench.enabled:
@@ -60,7 +60,7 @@ def bench_stage(recipe: Recipe, force: bool = False) -> dict[str, Any]:
         usable = {n: f for n, f in folders.items() if t in read_json(f / "mkd.json")["tasks"]}
         examples = data.split("dev")[: cfg.examples]
         per_task[t] = bench_folders(usable, t, examples, cfg.batch_sizes, cfg.rounds, threads=cfg.threads,
-                                    cache=cache)
+                                    precision=default_precision(recipe.precision), cache=cache)
     result = {"machine": {**machine(), "threads": cfg.threads}, "tasks": per_task, "batch_sizes": cfg.batch_sizes,
               "rounds": cfg.rounds, "examples": cfg.examples, "threads": cfg.threads}
     out.mkdir(parents=True, exist_ok=True)
