@@ -139,33 +139,28 @@ def _peer_parameters(peer: str, folder: Path) -> dict[str, int]:
 
 
 def quantize_int8(teacher: Path, out: Path) -> list[dict]:
-    """The teacher's task graphs as dynamically quantized int8 ONNX, scored on dev and test."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
+    """The teacher as one int8 ONNX graph (`mkd export --quantize int8`, behind its fidelity gate),
+    scored on dev and test by ONNX Runtime with that graph: a row per task."""
     from mkd.config import load_recipe
-    from mkd.export import export_task_onnx, ort_session
-    from mkd.models.base import load_model, read_meta
+    from mkd.export import export_onnx
+    from mkd.models.base import read_meta
+    from mkd.serve import OnnxModel
     from mkd.tasks import load_task
 
     recipe = load_recipe(teacher / "recipe.yaml")
+    graph = out / "onnx"
+    if not (graph / "export.json").is_file():
+        started = time.time()
+        export_onnx(teacher, graph, quantize="int8")
+        (out / "export_seconds.txt").write_text(f"{time.time() - started:.1f}\n")
+    served = OnnxModel(graph, "int8", threads=torch.get_num_threads())
     found = []
     for task in read_meta(teacher)["tasks"]:
-        graph = out / f"{task}.int8.onnx"
         done = out / f"{task}.json"
         if not done.is_file():
-            out.mkdir(parents=True, exist_ok=True)
-            model = load_model(teacher, tasks=[task])
-            spec = model.specs[task]
             data = load_task(recipe.task(task), recipe.seed, recipe.fetch_missing)
-            started = time.time()
-            with tempfile.TemporaryDirectory(prefix="mkd-int8-") as scratch:
-                fp32 = Path(scratch) / f"{task}.onnx"
-                export_task_onnx(model, spec, fp32, data.split("dev")[:32])
-                quantize_dynamic(str(fp32), str(graph.with_suffix(".tmp")), weight_type=QuantType.QInt8)
-                graph.with_suffix(".tmp").replace(graph)
-            run = int8_runner(model, spec, ort_session(graph, torch.get_num_threads()))
-            scores = {s: _accuracy(run, data.split(s)) for s in ("dev", "test")}
-            done.write_text(json.dumps({**scores, "seconds": round(time.time() - started, 1)}))
+            scores = {s: _accuracy(int8_runner(served, data.spec), data.split(s)) for s in ("dev", "test")}
+            done.write_text(json.dumps(scores))
         scores = json.loads(done.read_text())
         found.append({"path": str((out / task).relative_to(out.parents[2])), "test": _metrics(task, scores["test"]),
                       "dev": _metrics(task, scores["dev"]), "parameters": read_meta(teacher)["parameters"],
@@ -173,17 +168,17 @@ def quantize_int8(teacher: Path, out: Path) -> list[dict]:
     return found
 
 
-def int8_runner(model: Any, spec: Any, session: Any) -> Any:
+def int8_runner(served: Any, spec: Any) -> Any:
     from mkd.bench import onnx_runner
 
-    return onnx_runner(model, spec, session)
+    return onnx_runner(served, spec)
 
 
 def _accuracy(run: Any, examples: Sequence[Example], batch: int = 64) -> float:
     right = 0
     for i in range(0, len(examples), batch):
         part = examples[i : i + batch]
-        pred = np.asarray(run(part)[0]).argmax(-1)
+        pred = np.asarray(run(part)).argmax(-1)
         right += int(sum(int(p) == e.label for p, e in zip(pred, part, strict=True)))
     return 100.0 * right / len(examples)
 
@@ -191,17 +186,19 @@ def _accuracy(run: Any, examples: Sequence[Example], batch: int = 64) -> float:
 def bench(models: dict[str, Path], int8: dict[str, tuple[Path, Path, str]],
           peer_folders: dict[str, tuple[str, Path, str]], data: dict[str, TaskData], batch_sizes: Sequence[int],
           rounds: int, examples: int) -> dict[str, dict]:
-    """{key: {"batch_sizes", "tasks": {task: figures}}} for every mkd folder (PyTorch, and "onnxruntime"
-    fp32), int8 graph (teacher folder, graph, task) and peer (name, folder, task), measured interleaved
-    per task on one thread."""
+    """{key: {"batch_sizes", "tasks": {task: figures}}} for every mkd folder (PyTorch fp32 at the top level,
+    and every serving path under "paths": PyTorch at the run's precision, ONNX Runtime fp32 under
+    "onnxruntime" and int8), int8 graph (teacher folder, export folder, task) and peer (name, folder, task),
+    all measured in ONE interleaved `mkd.bench.measure` per task, on one thread."""
     import peers
 
-    from mkd.bench import ORT, measure, onnx_graph, onnx_runner
+    from mkd.bench import ORT, default_precision, measure, onnx_export_for, onnx_runner, torch_runner
     from mkd.errors import MkdError
-    from mkd.export import ort_session
     from mkd.models.base import load_model, read_meta
+    from mkd.serve import OnnxModel
 
     torch.set_num_threads(1)
+    precision = default_precision()
     out: dict[str, dict] = {}
     for task, td in data.items():
         texts = td.split("dev")[:examples]
@@ -211,28 +208,32 @@ def bench(models: dict[str, Path], int8: dict[str, tuple[Path, Path, str]],
                 if task not in read_meta(folder)["tasks"]:
                     continue
                 model = load_model(folder, tasks=[task])
-                runners[key] = model
+                spec = model.specs[task]
+                runners[f"{key}@torch_fp32"] = torch_runner(model, spec)
+                if precision != "fp32":
+                    runners[f"{key}@torch_precision"] = torch_runner(model, spec, precision)
                 try:
-                    session, _ = onnx_graph(model, model.specs[task], folder,
-                                            Path(scratch) / key.replace("/", "_"), texts[:32])
-                    runners[f"{key}@{ORT}"] = onnx_runner(model, model.specs[task], session)
+                    graph, info = onnx_export_for(folder, Path(scratch) / key.replace("/", "_"), {task: texts[:256]})
+                    for q in ("fp32", "int8") if info["int8"] else ("fp32",):
+                        runners[f"{key}@onnx_{q}"] = onnx_runner(OnnxModel(graph, q, 1), spec)
                 except (MkdError, ImportError, RuntimeError, ValueError) as e:  # PyTorch figures still count
                     print(f"study: no ONNX Runtime figure for {key} on {task}: {str(e)[:200]}", flush=True)
-            for key, (teacher, graph, of) in int8.items():
+            for key, (_teacher, graph, of) in int8.items():
                 if of == task:
-                    model = load_model(teacher, tasks=[task])
-                    runners[key] = onnx_runner(model, model.specs[task], ort_session(graph, 1))
+                    runners[f"{key}@onnx_int8"] = onnx_runner(OnnxModel(graph, "int8", 1), td.spec)
             for key, (peer, folder, of) in peer_folders.items():
                 if of == task:
-                    runners[key] = peers.load_peer(peer, folder)
-            measured = measure(runners, td.spec, texts, batch_sizes, rounds)
+                    runners[f"{key}@peer"] = peers.load_peer(peer, folder)
+            measured = measure(runners, texts, batch_sizes, rounds)
         for key, figures in measured.items():
-            base, _, runtime = key.partition("@")
+            base, _, path = key.rpartition("@")
             entry = out.setdefault(base, {"batch_sizes": list(batch_sizes), "tasks": {}})
-            if runtime:
-                entry["tasks"].setdefault(task, {})[runtime] = figures
-            else:
-                entry["tasks"].setdefault(task, {}).update(figures)
+            cell = entry["tasks"].setdefault(task, {})
+            cell.setdefault("paths", {})[path] = figures
+            if path in ("torch_fp32", "peer") or (path == "onnx_int8" and base in int8):
+                cell.update(figures)  # the row's own figure
+            elif path == "onnx_fp32":
+                cell[ORT] = figures
     return out
 
 
