@@ -180,15 +180,15 @@ def _noisy_bf16(monkeypatch, scale: float) -> None:
     """The gate's bf16 path made unfaithful: large noise on top of the real bf16 logits."""
     import mkd.stages.label as stage
 
-    real = stage.predict
+    real = stage.teacher_logits
 
-    def noisy(model, task, data, batch_size=128, device="cpu", precision="fp32"):
-        out = real(model, task, data, batch_size, device, precision)
+    def noisy(teacher, task, examples, batch_size=64, device="cpu", precision="fp32"):
+        out = real(teacher, task, examples, batch_size, device, precision)
         if precision == "fp32":
             return out
         return out + np.random.default_rng(0).normal(0, scale, out.shape).astype(np.float32)
 
-    monkeypatch.setattr(stage, "predict", noisy)
+    monkeypatch.setattr(stage, "teacher_logits", noisy)
 
 
 def _labelled(tmp_path, bert_dir, setting, threshold=0.99):

@@ -121,6 +121,7 @@ def write_recipe(folder: Path, teachers: dict | None = None, tasks: tuple[TaskSp
     train = {"epochs": 1, "batch_size": 16, "eval_batch_size": 64, "log_every": 5}
     doc = {
         "name": "any", "seed": 5, "output_dir": str(folder / "runs"),
+        "precision": "no",  # fp32 labelling: the stored logits are compared with transformers' own to 1e-5
         "tasks": [{"name": s.name, "source": "files", "train": _csv(folder / f"{s.name}-train.csv", s, 40, 0),
                    "dev": _csv(folder / f"{s.name}-dev.csv", s, 12, 1),
                    "test": _csv(folder / f"{s.name}-test.csv", s, 12, 2),

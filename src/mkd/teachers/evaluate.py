@@ -36,17 +36,21 @@ def external_tasks(recipe: Recipe) -> list[str]:
     return [t.name for t in recipe.tasks if t.name in (recipe.transfer.teachers or {})]
 
 
-def speed(teacher: Teacher, task: str, examples: list, batch_sizes: list[int], rounds: int) -> dict[str, Any] | None:
-    from mkd.bench import measure
+def speed(teacher: Teacher, task: str, examples: list, batch_sizes: list[int], rounds: int,
+          precision: str = "fp32", threads: int = 1) -> dict[str, Any] | None:
+    """Examples/s of the teacher at the run's precision on pinned threads, like the bench's PyTorch path."""
+    from mkd.bench import measure, pinned
+    from mkd.precision import autocast
 
     if not teacher.timed() or not examples:
         return None
-    spec = teacher.specs[task]
 
     def run(part: Any) -> object:
-        return teacher.logits(task, part, max(1, len(part)), "cpu")
+        with autocast(precision, "cpu"):
+            return teacher.logits(task, part, max(1, len(part)), "cpu")
 
-    return measure({"teacher": run}, spec, examples, batch_sizes, rounds)["teacher"]
+    with pinned(threads):
+        return measure({"teacher": run}, examples, batch_sizes, rounds)["teacher"]
 
 
 def evaluate_teachers(recipe: Recipe, force: bool = False) -> dict[str, Any] | None:
@@ -85,7 +89,10 @@ def evaluate_teachers(recipe: Recipe, force: bool = False) -> dict[str, Any] | N
             outputs = teacher.logits(task, examples, batch, "cpu")
             entry[split] = score(data.spec.type, data.spec.metrics, outputs, [e.label for e in examples])
         entry["parameters"] = teacher.parameters()
-        entry["speed"] = speed(teacher, task, data.split("dev")[: cfg.examples], list(cfg.batch_sizes), cfg.rounds)
+        from mkd.bench import default_precision
+
+        entry["speed"] = speed(teacher, task, data.split("dev")[: cfg.examples], list(cfg.batch_sizes), cfg.rounds,
+                               default_precision(recipe.precision), cfg.threads)
         per_task[task] = entry
         shown = ", ".join(f"{s} {next(iter(entry[s].values())):.2f}" for s in SPLITS if entry.get(s))
         say(f"teachers: {task}: {teacher.kind}:{teacher.source} {shown or '(no dev/test logits)'}")
