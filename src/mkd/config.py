@@ -73,6 +73,7 @@ class TaskConfig(Strict):
     test: str | None = None
     text_fields: list[str] | None = Field(None, min_length=1, max_length=2)
     label_field: str | None = None
+    group_field: str | None = Field(None, description="rows sharing this column stay in one carved split")
     type: Literal["classification", "regression"] | None = None
     labels: list[str] | None = None
     metrics: list[str] | None = None
