@@ -202,3 +202,36 @@ def test_clear_errors(teacher_dir):
         make(teacher_dir, pooling="cls")
     with pytest.raises(MkdError, match="no teacher folder"):
         make(None, kind="bilstm")
+
+
+def test_mkd_distill_finetune_and_predict_a_static_student(tmp_path, monkeypatch, capsys):
+    """The one pipeline: teach, augment, label, then `mkd distill` / `mkd finetune` with student.type static."""
+    from mkd.io import read_json
+    from tests.test_run_pipeline import write_recipe
+
+    monkeypatch.setattr("mkd.stages.augment.spacy_tagger", lambda fetch_missing=False: _fake_tagger())
+    recipe = str(write_recipe(tmp_path, write_tiny_bert(tmp_path / "bert", hidden=16)))
+    run = tmp_path / "runs" / "tiny"
+    for stage in ("teach", "augment", "label"):
+        code, _, err = run_cli(monkeypatch, capsys, stage, "-c", recipe)
+        assert code == 0, err
+    static = ["--set", "student.type=static", "--set", "student.embeddings=teacher-static",
+              "--set", "student.folder=static", "--set", "student.pooling=weighted", "--set", "finetune.tasks=[nli]",
+              "--set", "finetune.train.max_steps=3"]
+    code, _, err = run_cli(monkeypatch, capsys, "distill", "-c", recipe, *static)
+    assert code == 0, err
+    assert read_json(run / "static" / "mkd.json")["arch"] == "static"
+    assert read_json(run / "static" / "stage.json")["steps"] == 8
+    assert read_json(run / "static" / "metrics.json")["tasks"]["nli"]["accuracy"] >= 0
+    code, _, err = run_cli(monkeypatch, capsys, "finetune", "-c", recipe, *static)
+    assert code == 0, err
+    assert read_json(run / "static-finetuned" / "nli" / "mkd.json")["arch"] == "static"
+    code, out, _ = run_cli(monkeypatch, capsys, "predict", "--model", str(run / "static-finetuned" / "nli"),
+                           "--task", "nli", "--json", "a cat sits ||| maybe a dog")
+    assert code == 0 and json.loads(out)["label"] in SPECS["nli"].labels
+
+
+def _fake_tagger():
+    from tests.test_augment import fake_tagger
+
+    return fake_tagger
