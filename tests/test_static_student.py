@@ -93,6 +93,15 @@ def test_vectors_are_cached_in_the_runs_scratch_folder(teacher_dir, monkeypatch)
     assert torch.equal(make(teacher_dir).embedding.weight, first)
 
 
+def test_fast_token_ids_are_the_tokenizers(teacher_dir):
+    from mkd.data.encode import AUG_MASK
+
+    model = make(teacher_dir, max_length=6)
+    samples = ["good movie", "", f"the {AUG_MASK} plot", "GOOD Movie, very good!", " ".join(WORDS), "zzzq"]
+    assert model.token_ids(samples) == model.tokens.encode_texts(samples, 6)
+    assert max(len(x) for x in model.token_ids(samples)) == 6
+
+
 @pytest.mark.parametrize("variant", VARIANTS, ids=["mean-mlp", "weighted-linear"])
 def test_single_and_pair_logits_and_padding_invariance(teacher_dir, variant):
     model = make(teacher_dir, **variant).eval()
