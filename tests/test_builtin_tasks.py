@@ -166,6 +166,20 @@ def test_snli_splits_do_not_overlap(snli):
     assert not split_ids["dev"] & split_ids["test"]
 
 
+def test_snli_dev_is_carved_by_premise(snli):
+    """No premise of dev is in train (a random carve shared 4,995 of 5,000 dev premises); the
+    official test shares almost none, read from the raw files, not from mkd's own group key."""
+    with open(asset_path("snli") / "snli_1.0_train_subset.jsonl", encoding="utf-8") as f:
+        premise = {f"snli:{row['pairID']}": row["sentence1"] for row in map(json.loads, f)}
+    train = {premise[ex.id] for ex in snli.splits["train"]}
+    dev = {premise[ex.id] for ex in snli.splits["dev"]}
+    assert len(dev) > 1000  # many groups, not a few big ones
+    assert not train & dev
+    assert not {p.lower().strip() for p in train} & {p.lower().strip() for p in dev}
+    test = {ex.texts[0] for ex in snli.splits["test"]}
+    assert len(test & train) <= 3
+
+
 def test_snli_is_deterministic(snli):
     again = load_task(TaskConfig(name="snli"), seed=5)
     assert ids(again) == ids(snli)

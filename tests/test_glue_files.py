@@ -321,3 +321,37 @@ def test_hub_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "datasets", None)  # `import datasets` now fails
     with pytest.raises(MkdError, match=r"pip install 'mkd\[hub\]'"):
         load_task(TaskConfig(name="sst2", source="hub"))
+
+
+# --------------------------------------------------------------------------- group-aware carves
+
+
+def test_files_group_field_keeps_each_group_in_one_split(tmp_path: Path) -> None:
+    rows = [f"text {i},{'pos' if i % 2 else 'neg'},movie {i % 17}" for i in range(200)]
+    train = _csv(tmp_path / "train.csv", "text,label,movie", rows)
+    data = load_task(_own(str(train), group_field="movie"), seed=3)
+    movie = {f"mine:train:{i}": f"movie {i % 17}" for i in range(200)}
+    groups = {k: {movie[e.id] for e in v} for k, v in data.splits.items()}
+    assert all(groups.values())
+    assert not groups["train"] & groups["dev"] and not groups["train"] & groups["test"]
+    assert not groups["dev"] & groups["test"]
+    assert sum(data.sizes().values()) == 200
+    plain = load_task(_own(str(train)), seed=3)  # without group_field: a row-level carve
+    mixed = {k: {movie[e.id] for e in v} for k, v in plain.splits.items()}
+    assert mixed["train"] & mixed["dev"]
+    with pytest.raises(MkdError, match="no column 'film'"):
+        load_task(_own(str(train), group_field="film"))
+
+
+def test_glue_dev_is_carved_by_the_first_text(tmp_path: Path) -> None:
+    root = make_glue(tmp_path / "glue_data")
+    head = [*MNLI_HEAD, "label1", "gold_label"]
+    rows = [[str(i), "p", "q", "fiction", "(", "(", "(", "(", f"premise {i // 3}", f"h {i}",
+             NLI3[i % 3], NLI3[i % 3]] for i in range(300)]
+    _tsv(root / "MNLI" / "train.tsv", head, rows)
+    data = load_task(TaskConfig(name="mnli", glue_dir=str(root), dev_fraction=0.2), seed=1)
+    premises = {k: {e.texts[0] for e in v} for k, v in data.splits.items()}
+    assert not premises["train"] & premises["dev"]
+    assert data.sizes()["dev"] == 60 and data.sizes()["train"] == 240
+    with pytest.raises(MkdError, match="group_field 'label' is not one of its text_fields"):
+        load_task(TaskConfig(name="mnli", glue_dir=str(root), group_field="label"))

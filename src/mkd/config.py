@@ -83,6 +83,7 @@ class TaskConfig(Strict):
     test: str | None = None
     text_fields: list[str] | None = Field(None, min_length=1, max_length=2)
     label_field: str | None = None
+    group_field: str | None = Field(None, description="rows sharing this column stay in one carved split")
     type: Literal["classification", "regression"] | None = None
     labels: list[str] | None = None
     metrics: list[str] | None = None
@@ -169,15 +170,19 @@ class StudentConfig(Strict):
     type: str = "bilstm_attn"
     folder: str = Field("student", pattern=r"^[A-Za-z0-9_.\-]+$",
                         description="output folder in the run; several students can share one transfer set")
-    embeddings: str = Field("glove-6b-50d", description="glove-6b-50d | spacy-en-md | teacher | random")
-    embedding_dim: int = Field(300, ge=1, description="for random embeddings")
+    embeddings: str = Field(
+        "glove-6b-50d", description="glove-6b-50d | spacy-en-md | teacher | teacher-static | random"
+    )
+    embedding_dim: int = Field(300, ge=1, description="random embeddings; teacher-static: the PCA width")
     freeze_embeddings: bool = False
     hidden_size: int = Field(300, ge=1)
     num_layers: int = Field(1, ge=1)
     num_heads: int = Field(4, ge=1)
-    pooling: Literal["mean", "cls", "pooler"] = Field(
-        "mean", description="transformer student: like teacher.pooling; pooler allows a Hugging Face export"
+    pooling: Literal["mean", "cls", "pooler", "weighted"] = Field(
+        "mean", description="transformer student: like teacher.pooling; pooler allows a Hugging Face export; "
+        "static student: mean | weighted (a learned weight per token)"
     )
+    head: Literal["mlp", "linear"] = Field("mlp", description="static student: its task heads")
     dropout: float = Field(0.1, ge=0, lt=1)
     max_length: int = Field(128, ge=4)
     min_count: int = Field(1, ge=1, description="word-level vocabulary: minimum count")

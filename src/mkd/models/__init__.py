@@ -4,4 +4,4 @@
 def register_all() -> None:
     """Import every architecture module so that its registry entry exists."""
     from mkd.models import teacher  # noqa: F401
-    from mkd.models.students import bilstm, bilstm_attn, transformer  # noqa: F401
+    from mkd.models.students import bilstm, bilstm_attn, static, transformer  # noqa: F401

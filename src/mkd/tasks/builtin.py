@@ -3,8 +3,11 @@
 rt_polarity: Rotten Tomatoes snippets, fresh = positive, rotten = negative; plot summaries and
 exact duplicate texts dropped; an 80/10/10 split BY MOVIE (no movie in two splits), seeded by a
 fixed constant so every run and every user sees the same split.
-snli: train = the 100k official subset minus a fixed dev set of 5,000; test = the official test
-set; rows whose gold label is "-" (no annotator majority) dropped.
+snli: train = the 100k official subset minus a fixed dev set of about 5,000 pairs carved BY
+PREMISE (whole premises, so no dev premise is in train: a random carve shared 4,995 of its 5,000
+premises with train and rewarded memorising them); test = the official test set (it shares 3 of
+its 9,824 premises with the subset); rows whose gold label is "-" (no annotator majority) dropped.
+The asset has no official dev set, so dev is carved from train.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 from mkd.assets import asset_path
 from mkd.config import TaskConfig
 from mkd.tasks.sources import SOURCES, label_index
-from mkd.tasks.split import carve, split_by_group
+from mkd.tasks.split import carve, split_by_group, text_group
 from mkd.tasks.task import Example, TaskSpec
 
 SPLIT_SEED = 20191108  # fixed: the built-in splits do not move with the recipe's seed
@@ -60,7 +63,7 @@ def _snli_rows(path: Path, spec: TaskSpec, split: str) -> list[Example]:
 def snli(spec: TaskSpec, fetch_missing: bool) -> dict[str, list[Example]]:
     folder = asset_path("snli", fetch_missing)
     train = _snli_rows(folder / "snli_1.0_train_subset.jsonl", spec, "train")
-    train, dev = carve(train, SNLI_DEV_SIZE, SPLIT_SEED)
+    train, dev = carve(train, SNLI_DEV_SIZE, SPLIT_SEED, text_group(spec.text_fields, spec.group_field))
     test = _snli_rows(folder / "snli_1.0_test.jsonl", spec, "test")
     return {"train": train, "dev": dev, "test": test}
 

@@ -16,7 +16,8 @@ _KNOWN = [
              ("accuracy", "f1"), "accuracy", "builtin",
              "Rotten Tomatoes review snippets, fresh vs rotten (the SST-2 analogue)"),
     TaskSpec("snli", ("premise", "hypothesis"), "classification", NLI3,
-             ("accuracy",), "accuracy", "builtin", "SNLI 1.0 natural language inference (the MNLI analogue)"),
+             ("accuracy",), "accuracy", "builtin", "SNLI 1.0 natural language inference (the MNLI analogue)",
+             group_field="premise"),
     TaskSpec("cola", ("sentence",), "classification", ("unacceptable", "acceptable"),
              ("mcc", "accuracy"), "mcc", "glue", "GLUE CoLA grammatical acceptability"),
     TaskSpec("sst2", ("sentence",), "classification", ("negative", "positive"),
@@ -24,17 +25,18 @@ _KNOWN = [
     TaskSpec("mrpc", ("sentence1", "sentence2"), "classification", ("not_equivalent", "equivalent"),
              ("accuracy", "f1"), "f1", "glue", "GLUE MRPC paraphrase"),
     TaskSpec("qqp", ("question1", "question2"), "classification", ("not_duplicate", "duplicate"),
-             ("accuracy", "f1"), "accuracy", "glue", "GLUE QQP duplicate questions"),
+             ("accuracy", "f1"), "accuracy", "glue", "GLUE QQP duplicate questions", group_field="question1"),
     TaskSpec("stsb", ("sentence1", "sentence2"), "regression", (),
              ("pearson", "spearman"), "pearson", "glue", "GLUE STS-B similarity score 0-5"),
     TaskSpec("mnli", ("premise", "hypothesis"), "classification", NLI3,
-             ("accuracy",), "accuracy", "glue", "GLUE MNLI inference (test = dev matched, plus mismatched)"),
+             ("accuracy",), "accuracy", "glue", "GLUE MNLI inference (test = dev matched, plus mismatched)",
+             group_field="premise"),
     TaskSpec("qnli", ("question", "sentence"), "classification", NLI2,
-             ("accuracy",), "accuracy", "glue", "GLUE QNLI question answering inference"),
+             ("accuracy",), "accuracy", "glue", "GLUE QNLI question answering inference", group_field="question"),
     TaskSpec("rte", ("sentence1", "sentence2"), "classification", NLI2,
-             ("accuracy",), "accuracy", "glue", "GLUE RTE textual entailment"),
+             ("accuracy",), "accuracy", "glue", "GLUE RTE textual entailment", group_field="sentence1"),
     TaskSpec("wnli", ("sentence1", "sentence2"), "classification", ("not_entailment", "entailment"),
-             ("accuracy",), "accuracy", "glue", "GLUE WNLI Winograd inference"),
+             ("accuracy",), "accuracy", "glue", "GLUE WNLI Winograd inference", group_field="sentence1"),
 ]
 CATALOG: dict[str, TaskSpec] = {spec.name: spec for spec in _KNOWN}
 
@@ -60,13 +62,19 @@ def resolve_spec(cfg: TaskConfig) -> TaskSpec:
         base = replace(base, metrics=default_metrics, primary=default_metrics[0])
     spec = replace(base, source=cfg.source or base.source)
     if cfg.text_fields:
-        spec = replace(spec, text_fields=tuple(cfg.text_fields))
+        group = spec.group_field  # the catalog's group is a position (the premise is the first text)
+        at = spec.text_fields.index(group) if group in spec.text_fields else None
+        fields = tuple(cfg.text_fields)
+        spec = replace(spec, text_fields=fields,
+                       group_field=fields[at] if at is not None and at < len(fields) else group)
     if cfg.type:
         spec = replace(spec, type=cfg.type)
     if cfg.labels is not None:
         spec = replace(spec, labels=tuple(cfg.labels))
     if cfg.label_field:
         spec = replace(spec, label_field=cfg.label_field)
+    if cfg.group_field:
+        spec = replace(spec, group_field=cfg.group_field)
     if cfg.metrics:
         spec = replace(spec, metrics=tuple(cfg.metrics), primary=cfg.primary or cfg.metrics[0])
     elif cfg.primary:
@@ -86,6 +94,9 @@ def _check(spec: TaskSpec) -> None:
     if spec.primary not in spec.metrics:
         raise MkdError(f"task {spec.name}: primary metric '{spec.primary}' is not among its metrics",
                        f"choose one of: {', '.join(spec.metrics)}")
+    if spec.group_field and spec.source != "files" and spec.group_field not in spec.text_fields:
+        raise MkdError(f"task {spec.name}: group_field '{spec.group_field}' is not one of its text_fields",
+                       f"use one of: {', '.join(spec.text_fields)} (other columns: source files only)")
     if spec.type == "regression" and spec.labels:
         raise MkdError(f"task {spec.name}: a regression task has no labels", "remove labels:")
     if spec.type == "classification" and len(spec.labels) < 2:

@@ -8,7 +8,8 @@ relative paths are read from the current directory.
 
 train is required. A missing test split is a seeded carve of test_fraction of train, a missing
 dev split one of dev_fraction of train (sizes relative to the train file), so that a user with
-one file still gets honest held-out data. Example ids are f"{task}:{split}:{row}" with the split
+one file still gets honest held-out data. With group_field (a column), rows sharing its value
+are carved together (no group in two splits). Example ids are f"{task}:{split}:{row}" with the split
 of the file the row was read from and its data-row index there (carved rows keep their train id).
 
 Every problem a user can cause (missing file or column, wrong encoding, binary data, a bad JSON
@@ -119,10 +120,13 @@ def _rows(path: Path) -> Iterator[Row]:
     return _table_rows(path, text, kind)
 
 
-def read_examples(spec: TaskSpec, raw_path: str, split: str) -> list[Example]:
-    """The labelled examples of one file."""
+def read_examples(
+    spec: TaskSpec, raw_path: str, split: str, groups: dict[str, str] | None = None
+) -> list[Example]:
+    """The labelled examples of one file (and, into `groups`, each example's group_field value)."""
     path = _resolve(raw_path)
-    columns = (*spec.text_fields, spec.label_field)
+    group = spec.group_field if groups is not None else None
+    columns = (*spec.text_fields, spec.label_field, *([group] if group else []))
     out: list[Example] = []
     for i, (where, row) in enumerate(_rows(path)):
         for c in columns:
@@ -132,6 +136,8 @@ def read_examples(spec: TaskSpec, raw_path: str, split: str) -> list[Example]:
         texts = tuple("" if row[c] is None else str(row[c]) for c in spec.text_fields)
         label = label_index(spec, row[spec.label_field], where)
         out.append(Example(f"{spec.name}:{split}:{i}", texts, label))
+        if group and groups is not None:
+            groups[out[-1].id] = str(row[group])
     if not out:
         raise MkdError(f"data file {path} has no rows",
                        "give a header line and at least one row (JSONL: one object per line)")
@@ -146,12 +152,14 @@ def load_files(
     if "train" not in spec.files:
         raise MkdError(f"task {spec.name}: source files needs a train file",
                        "set train: to a CSV, TSV or JSONL file")
-    train = read_examples(spec, spec.files["train"], "train")
+    groups: dict[str, str] = {}
+    train = read_examples(spec, spec.files["train"], "train", groups)
+    by = (lambda ex: groups[ex.id]) if spec.group_field else None
     n = len(train)
     test = read_examples(spec, spec.files["test"], "test") if "test" in spec.files else None
     dev = read_examples(spec, spec.files["dev"], "dev") if "dev" in spec.files else None
     if test is None:
-        train, test = carve(train, max(1, round(n * cfg.test_fraction)), seed)
+        train, test = carve(train, max(1, round(n * cfg.test_fraction)), seed, by)
     if dev is None:
-        train, dev = carve(train, max(1, round(n * cfg.dev_fraction)), seed + 1)
+        train, dev = carve(train, max(1, round(n * cfg.dev_fraction)), seed + 1, by)
     return {"train": train, "dev": dev, "test": test}

@@ -6,7 +6,8 @@ on the official test set; therefore:
   `test_mismatched`), so test scores compare with the GLUE dev scores papers report;
 - mkd `dev` (model selection, early stopping) = a seeded carve of
   min(round(len(train) * dev_fraction), 5000) examples from the official train set, so the data
-  that is scored never steers training;
+  that is scored never steers training; whole groups of the task's group_field (MNLI's premise,
+  QQP's first question, ...) go to dev, so dev does not reward memorising train's texts;
 - mkd `train` = the rest of the official train set.
 
 Example ids are f"{task}:{split}:{row}", with the mkd split the row was read for and its data-row
@@ -32,7 +33,7 @@ from typing import Any
 from mkd.config import TaskConfig
 from mkd.errors import MkdError
 from mkd.tasks.sources import SOURCES, label_index
-from mkd.tasks.split import carve
+from mkd.tasks.split import carve, text_group
 from mkd.tasks.task import Example, TaskSpec
 
 MAX_DEV = 5000
@@ -85,11 +86,14 @@ _HUB_GLUE = "nyu-mll/glue"
 
 
 def glue_splits(
-    train: list[Example], tests: dict[str, list[Example]], cfg: TaskConfig, seed: int
+    train: list[Example], tests: dict[str, list[Example]], cfg: TaskConfig, seed: int,
+    spec: TaskSpec | None = None,
 ) -> dict[str, list[Example]]:
-    """train -> train + a seeded dev carve; the official dev set(s) are the test split(s)."""
+    """train -> train + a seeded dev carve (by the task's group, e.g. MNLI's premise, when it has
+    one); the official dev set(s) are the test split(s)."""
     n_dev = max(1, min(round(len(train) * cfg.dev_fraction), MAX_DEV))
-    rest, dev = carve(train, n_dev, seed)
+    group = text_group(spec.text_fields, spec.group_field) if spec else None
+    rest, dev = carve(train, n_dev, seed, group)
     return {"train": rest, "dev": dev, **tests}
 
 
@@ -172,7 +176,7 @@ def load_glue(
     folder = _glue_root(cfg) / layout.folder
     parts = {split: _read_glue(folder / name, layout, spec, split) for split, name in layout.files}
     train = parts.pop("train")
-    return glue_splits(train, parts, cfg, seed)
+    return glue_splits(train, parts, cfg, seed, spec)
 
 
 # --------------------------------------------------------------------------- Hugging Face hub
@@ -273,7 +277,7 @@ def load_hub(
     if test:  # labelled official test: use the official splits
         if "validation" in names:
             return {"train": train, "dev": read("validation", "dev"), "test": test}
-        return glue_splits(train, {"test": test}, cfg, seed)
+        return glue_splits(train, {"test": test}, cfg, seed, spec)
     tests: dict[str, list[Example]] = {}
     for hub_split, split in (("validation", "test"), ("validation_matched", "test"),
                              ("validation_mismatched", "test_mismatched")):
@@ -282,4 +286,4 @@ def load_hub(
     if "test" not in tests:
         raise MkdError(f"{where} has no labelled test or validation split (splits: "
                        f"{', '.join(names)})", "choose a dataset with labelled evaluation data")
-    return glue_splits(train, tests, cfg, seed)
+    return glue_splits(train, tests, cfg, seed, spec)

@@ -39,10 +39,45 @@ def split_by_group(
     return train, dev, test
 
 
-def carve(items: list[T], n_or_fraction: float, seed: int) -> tuple[list[T], list[T]]:
-    """Split off a seeded held-out part (a count, or a fraction when < 1); order is kept."""
+def carve(
+    items: list[T], n_or_fraction: float, seed: int, group: Callable[[T], str] | None = None
+) -> tuple[list[T], list[T]]:
+    """Split off a seeded held-out part (a count, or a fraction when < 1); order is kept.
+
+    With `group`, whole groups are held out (seeded group order, until the count is reached), so
+    that no group (an SNLI premise, a movie, a QQP question) is on both sides: a held-out set that
+    shares groups with train rewards memorising them."""
     n = int(n_or_fraction) if n_or_fraction >= 1 else round(len(items) * n_or_fraction)
+    if group is not None:
+        return _carve_groups(items, n, seed, group)
     held = set(random.Random(seed).sample(range(len(items)), min(n, len(items))))
     rest = [x for i, x in enumerate(items) if i not in held]
     out = [x for i, x in enumerate(items) if i in held]
     return rest, out
+
+
+def _carve_groups(
+    items: list[T], n: int, seed: int, group: Callable[[T], str]
+) -> tuple[list[T], list[T]]:
+    keys = [group(x) for x in items]
+    sizes: dict[str, int] = {}
+    for k in keys:
+        sizes[k] = sizes.get(k, 0) + 1
+    held: set[str] = set()
+    taken = 0
+    for k in seeded_shuffle(sorted(sizes), seed):
+        if taken >= n:
+            break
+        held.add(k)
+        taken += sizes[k]
+    rest = [x for x, k in zip(items, keys, strict=True) if k not in held]
+    out = [x for x, k in zip(items, keys, strict=True) if k in held]
+    return rest, out
+
+
+def text_group(text_fields: tuple[str, ...], group_field: str | None) -> Callable[..., str] | None:
+    """The group key of examples whose group field is one of their text fields (None: no groups)."""
+    if group_field is None or group_field not in text_fields:
+        return None
+    i = text_fields.index(group_field)
+    return lambda ex: " ".join(ex.texts[i].lower().split())  # case and spacing do not make a new group

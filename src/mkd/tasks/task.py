@@ -23,6 +23,7 @@ class TaskSpec:
     description: str = ""
     label_field: str = "label"
     files: dict[str, str] = field(default_factory=dict)
+    group_field: str | None = None  # rows sharing it stay in one carved split (e.g. the premise)
 
     @property
     def is_pair(self) -> bool:

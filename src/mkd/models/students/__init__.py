@@ -1,4 +1,4 @@
-"""Students: one file and one registry name each (bilstm, bilstm_attn, transformer); `build_student`
+"""Students: one file and one registry name each (bilstm, bilstm_attn, transformer, static); `build_student`
 makes a fresh one from the recipe's `student` section."""
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 Sources: `glove-6b-50d` and `spacy-en-md` (300-d) look each vocabulary word up; `teacher` takes the
 teacher's own WordPiece input embeddings (the student then uses the teacher's tokenizer); `random`
-draws every row. Words without a vector get small random vectors; the <pad> row is zero. Coverage is
-reported because a low one (a tokenization mismatch) silently wastes the pretrained vectors.
+draws every row; `teacher-static` computes each word's vector with the refined teacher encoder
+(teacher_vectors.py, the static student's vectors). Words without a vector get small random
+vectors; the <pad> row is zero. Coverage is reported because a low one (a tokenization mismatch)
+silently wastes the pretrained vectors.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ MISSING_STD = 0.1
 
 Lookup = Callable[[Sequence[str], bool], tuple[np.ndarray, np.ndarray]]
 VECTORS: Registry[Lookup] = Registry("word-vector source")
-SOURCES = ("teacher", "random")  # besides the VECTORS entries
+SOURCES = ("teacher", "teacher-static", "random")  # besides the VECTORS entries
 
 
 @dataclass
@@ -87,7 +89,7 @@ def word_matrix(source: str, words: Sequence[str], dim: int, fetch_missing: bool
     """(len(words), d) matrix for a word vocabulary; the first `skip` words (<pad>, <unk>) are never
     looked up. Random rows come from torch's global generator, so the recipe's seed fixes them."""
     check_source(source)
-    if source == "teacher":
+    if source in ("teacher", "teacher-static"):
         raise ValueError("teacher embeddings come with the teacher's tokenizer: use teacher_matrix")
     if source == "random":
         matrix = torch.randn(len(words), dim) * MISSING_STD

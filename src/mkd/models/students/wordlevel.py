@@ -223,11 +223,21 @@ class WordStudent(MkdModel):
                                "run mkd teach first, or choose glove-6b-50d, spacy-en-md or random")
             matrix, tokenizer, info = teacher_matrix(teacher_folder)
             tokens = SubwordTokens(tokenizer)
+            described = info.as_dict()
+        elif cfg.embeddings == "teacher-static":
+            from mkd.models.students.teacher_vectors import teacher_word_matrix
+
+            if teacher_folder is None:
+                raise MkdError("student.embeddings is 'teacher-static' but there is no teacher folder",
+                               "run mkd teach first, or choose glove-6b-50d, spacy-en-md or random")
+            tokens = WordVocab.build(texts, cfg.min_count)
+            matrix, described = teacher_word_matrix(teacher_folder, tokens.words, cfg.embedding_dim)
         else:
             tokens = WordVocab.build(texts, cfg.min_count)
             matrix, info = word_matrix(cfg.embeddings, tokens.words, cfg.embedding_dim, fetch_missing)
+            described = info.as_dict()
         model = cls(specs, tokens, matrix.shape[0], matrix.shape[1], cfg.hidden_size, cfg.num_layers, cfg.dropout,
-                    cfg.max_length, cfg.freeze_embeddings, info.as_dict())
+                    cfg.max_length, cfg.freeze_embeddings, described)
         with torch.no_grad():
             model.embedding.weight.copy_(matrix)
         return model
