@@ -23,6 +23,7 @@ STATE = {"debug": False}
 RecipeOpt = Annotated[str | None, typer.Option("-c", "--recipe", help="recipe YAML (default: the packaged demo)")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override, e.g. --set teacher.train.epochs=1")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue from the stage's last checkpoint")]
+RestartOpt = Annotated[bool, typer.Option("--restart", help="discard an unfinished checkpoint and start over")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="rerun even if unchanged; overwrite another recipe's run")]
 
 
@@ -81,12 +82,13 @@ def tasks(
 
 @app.command()
 def teach(
-    recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False
+    recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False,
+    restart: RestartOpt = False,
 ) -> None:
     """Stage 1: refine the teacher jointly on all tasks of the recipe."""
     from mkd.stages.teach import teach as run_teach
 
-    run_teach(_recipe(recipe, overrides), resume=resume, force=force)
+    run_teach(_recipe(recipe, overrides), resume=resume, force=force, restart=restart)
 
 
 @app.command()
@@ -107,22 +109,24 @@ def label(recipe: RecipeOpt = None, overrides: SetOpt = None, force: ForceOpt = 
 
 @app.command()
 def distill(
-    recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False
+    recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False,
+    restart: RestartOpt = False,
 ) -> None:
     """Stage 3: multi-task distillation into one student (one task: single-task distillation)."""
     from mkd.stages.distill import distill as run_distill
 
-    run_distill(_recipe(recipe, overrides), resume=resume, force=force)
+    run_distill(_recipe(recipe, overrides), resume=resume, force=force, restart=restart)
 
 
 @app.command()
 def finetune(
-    recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False
+    recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False,
+    restart: RestartOpt = False,
 ) -> None:
     """Stage 4: per-task fine-tuning of the multi-task student."""
     from mkd.stages.distill import finetune as run_finetune
 
-    run_finetune(_recipe(recipe, overrides), resume=resume, force=force)
+    run_finetune(_recipe(recipe, overrides), resume=resume, force=force, restart=restart)
 
 
 @app.command()
@@ -205,11 +209,14 @@ def predict(
 
 
 @app.command()
-def run(recipe: RecipeOpt = None, overrides: SetOpt = None, force: ForceOpt = False) -> None:
+def run(
+    recipe: RecipeOpt = None, overrides: SetOpt = None, force: ForceOpt = False, resume: ResumeOpt = False,
+    restart: RestartOpt = False,
+) -> None:
     """All stages in order, each skipped when unchanged (default recipe: the packaged demo)."""
     from mkd.stages.pipeline import run_all
 
-    run_all(_recipe(recipe, overrides), force=force)
+    run_all(_recipe(recipe, overrides), force=force, resume=resume, restart=restart)
 
 
 @app.command()
@@ -237,20 +244,34 @@ def _disk_full(error: BaseException) -> OSError | None:
     return None
 
 
+def _interrupted(error: KeyboardInterrupt) -> NoReturn:
+    from mkd.train.interrupt import interruption_line
+
+    line, status = interruption_line(error, sys.argv[1:])
+    print(f"error: {line}", file=sys.stderr)
+    sys.exit(status)
+
+
 def main() -> None:
+    from mkd.train.interrupt import install_sigterm
+
+    install_sigterm()
     try:
-        app(standalone_mode=False)
+        status = app(standalone_mode=False)
+        if status == 130:  # typer turns KeyboardInterrupt (and so our Interrupted) into this return value
+            _interrupted(KeyboardInterrupt())
+    except KeyboardInterrupt as e:
+        _interrupted(e)
     except MkdError as e:
         if STATE["debug"]:
             raise
         print(f"error: {e.line()}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("error: interrupted; finished work is kept, rerun with --resume to continue", file=sys.stderr)
-        sys.exit(130)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except typer.Abort:
+    except typer.Abort as e:
+        if isinstance(e.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            _interrupted(e.__context__)
         sys.exit(1)
     except Exception as e:
         if hasattr(e, "show") and hasattr(e, "exit_code"):  # usage errors (click, or typer's own copy)

@@ -38,6 +38,7 @@ class TrainConfig(Strict):
     mixing_temperature: float = Field(2.0, gt=0, description="tau of p ~ size^(1/tau)")
     eval_every: int | None = Field(None, ge=1, description="steps between evaluations; None: per epoch")
     checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints; None: at each evaluation")
+    checkpoint_minutes: float | None = Field(10.0, gt=0, description="also checkpoint after this much time; None: off")
     patience: int | None = Field(3, ge=1, description="evaluations without improvement before stopping")
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     log_every: int = Field(10, ge=1)

@@ -119,7 +119,7 @@ def print_table(summary: dict[str, Any]) -> None:
             f"{p['without_embeddings'] / 1e6:8.2f}M {speed} {up}")
 
 
-def run_all(recipe: Recipe, force: bool = False) -> dict[str, Any]:
+def run_all(recipe: Recipe, force: bool = False, resume: bool = False, restart: bool = False) -> dict[str, Any]:
     """teach, augment, label, distill, finetune (if asked), bench, summary, report."""
     from mkd.report import write_report
     from mkd.stages.augment import augment
@@ -128,12 +128,13 @@ def run_all(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     from mkd.stages.teach import teach
 
     run = run_dir(recipe, force)
-    steps: list[tuple[str, Any]] = [("teach", lambda: teach(recipe, force=force)),
+    again = {"resume": resume, "restart": restart}  # label resumes by its finished shards on its own
+    steps: list[tuple[str, Any]] = [("teach", lambda: teach(recipe, force=force, **again)),
                                     ("augment", lambda: augment(recipe, force=force)),
                                     ("label", lambda: label(recipe, force=force)),
-                                    ("distill", lambda: distill(recipe, force=force))]
+                                    ("distill", lambda: distill(recipe, force=force, **again))]
     if recipe.finetune.enabled:
-        steps.append(("finetune", lambda: finetune(recipe, force=force)))
+        steps.append(("finetune", lambda: finetune(recipe, force=force, **again)))
     steps.append(("bench", lambda: bench_stage(recipe, force=force)))
     for name, step in steps:
         started = time.time()

@@ -22,14 +22,14 @@ from mkd.stages.common import (
     say,
     seed_everything,
     table_lines,
-    work_dir,
 )
+from mkd.stages.resume import finish_work, prepare_work
 from mkd.tasks import load_recipe_tasks
 from mkd.train.loop import fit
 from mkd.train.losses import gold_loss
 
 
-def teach(recipe: Recipe, resume: bool = False, force: bool = False) -> Path:
+def teach(recipe: Recipe, resume: bool = False, force: bool = False, restart: bool = False) -> Path:
     run = run_dir(recipe, force)
     out = run / "teacher"
     fingerprint = recipe.section_hash("tasks", "teacher") + data_stamp(recipe)
@@ -46,7 +46,7 @@ def teach(recipe: Recipe, resume: bool = False, force: bool = False) -> Path:
     train, dev = encode_splits(model, tasks, "train"), encode_splits(model, tasks, "dev")
     say(f"teach: {cfg.model} on " + ", ".join(f"{t} ({len(train[t])} train)" for t in sorted(train)))
     claim_run(recipe)
-    work = work_dir(run, "teacher", resume)
+    work, resume = prepare_work(run, "teacher", fingerprint, resume, restart)
     result = fit(model, specs, train, dev, gold_loss, cfg.train, work, recipe.seed, fingerprint, resume, "teach")
     per_split = {"dev": evaluate_tasks(model, specs, dev, cfg.train.eval_batch_size)}
     test = encode_splits(model, tasks, "test")
@@ -61,6 +61,7 @@ def teach(recipe: Recipe, resume: bool = False, force: bool = False) -> Path:
             mark_done(tmp, "teach", fingerprint, started, steps=result.steps, best_step=result.best_step,
                       train_seconds=round(result.wall_seconds, 2), stopped_early=result.stopped_early)
     dist.barrier()
+    finish_work(work)
     for line in table_lines(per_split, sorted(specs)):
         say(line)
     say(f"teach: wrote {out} in {time.time() - started:.0f}s")
