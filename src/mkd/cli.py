@@ -200,11 +200,13 @@ def export(model: ModelOpt, fmt: FormatOpt = "onnx", out: OutOpt = None) -> None
 def predict(
     model: ModelOpt, texts: TextsArg = None, task: TaskOpt = None, file: FileOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per input")] = False,
+    columns: Annotated[list[str] | None, typer.Option(
+        "--column", help="--file: the text column (repeat for a pair), when not named like the task's")] = None,
 ) -> None:
     """Labels and probabilities (or scores) for texts, from any model folder."""
     from mkd.predict import run_predict
 
-    for line in run_predict(model, task, texts or [], file, as_json):
+    for line in run_predict(model, task, texts or [], file, as_json, columns):
         typer.echo(line)
 
 

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from mkd.errors import MkdError, nearest
 
@@ -61,6 +69,13 @@ class AugmentConfig(Strict):
         return self
 
 
+class UnlabelledFile(Strict):
+    """An unlabelled file whose text column(s) are named differently from the task's text_fields."""
+
+    path: str
+    text_fields: list[str] = Field(min_length=1, max_length=2)
+
+
 class TaskConfig(Strict):
     """A task of the run: a known task by name, optionally with its data location and sizes,
     or a user's own task declared in full (source: files)."""
@@ -83,8 +98,22 @@ class TaskConfig(Strict):
     max_train: int | None = Field(None, ge=1)
     max_dev: int | None = Field(None, ge=1)
     max_test: int | None = Field(None, ge=1)
-    unlabelled: list[str] = Field(default_factory=list, description="extra text files for the transfer set")
+    unlabelled: list[str | UnlabelledFile] = Field(
+        default_factory=list, description="extra text files for the transfer set (a path, or {path, text_fields})")
     augment: AugmentConfig | None = None
+    join: str | None = Field(None, description="join the text_fields into one text with this separator")
+
+    def unlabelled_files(self) -> list[tuple[str, tuple[str, ...] | None]]:
+        """(path, its text columns or None for the task's text_fields) of each unlabelled entry."""
+        return [(u, None) if isinstance(u, str) else (u.path, tuple(u.text_fields)) for u in self.unlabelled]
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_new_keys(self, handler: Any) -> Any:
+        """Keys added after runs exist stay out of the dump (and so of every fingerprint) while unset."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("join") is None:
+            data.pop("join", None)
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -162,6 +191,7 @@ class Recipe(Strict):
     seed: int = 13
     output_dir: str = "runs"
     fetch_missing: bool = Field(False, description="fetch missing assets instead of failing")
+    blank_texts: Literal["drop", "error"] = Field("drop", description="empty texts in task data: drop or refuse")
     tasks: list[TaskConfig] = Field(min_length=1)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     transfer: TransferConfig = Field(default_factory=TransferConfig)

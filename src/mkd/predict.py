@@ -46,23 +46,28 @@ def from_texts(spec: TaskSpec, texts: Sequence[str]) -> list[Example]:
             if not sep:
                 raise MkdError(f"task {spec.name} takes pairs ({' and '.join(spec.text_fields)}), but text {i + 1} "
                                f"has no '{PAIR_SEP}'", f'write it as "first {PAIR_SEP} second"')
-            out.append(Example(f"input:{i}", (first.strip(), second.strip())))
+            out.append(Example(f"text {i + 1}", (first.strip(), second.strip())))
         else:
-            out.append(Example(f"input:{i}", (text,)))
+            out.append(Example(f"text {i + 1}", (text,)))
     return out
 
 
-def from_file(spec: TaskSpec, raw_path: str) -> list[Example]:
-    """Rows of a CSV/TSV/JSONL file; the texts are the columns named by the task's text_fields."""
+def from_file(spec: TaskSpec, raw_path: str, columns: Sequence[str] | None = None) -> list[Example]:
+    """Rows of a CSV/TSV/JSONL file; the texts are the columns named by `columns` (--column), else by
+    the task's text_fields."""
     from mkd.tasks.files import _resolve, _rows
 
+    fields = tuple(columns or spec.text_fields)
+    if len(fields) != len(spec.text_fields):
+        raise MkdError(f"--column names {len(fields)} column(s), task {spec.name} reads {len(spec.text_fields)} "
+                       f"({', '.join(spec.text_fields)})", "give --column once per text field, in that order")
     out = []
-    for i, (where, row) in enumerate(_rows(_resolve(raw_path))):
-        missing = [c for c in spec.text_fields if c not in row]
+    for where, row in _rows(_resolve(raw_path)):
+        missing = [c for c in fields if c not in row]
         if missing:
             raise MkdError(f"{where}: no column '{missing[0]}' (columns: {', '.join(map(str, row))})",
-                           f"task {spec.name} reads the column(s) {', '.join(spec.text_fields)}")
-        out.append(Example(f"input:{i}", tuple("" if row[c] is None else str(row[c]) for c in spec.text_fields)))
+                           f"task {spec.name} reads the column(s) {', '.join(fields)}; name yours with --column")
+        out.append(Example(where, spec.texts_of(tuple("" if row[c] is None else str(row[c]) for c in fields))))
     if not out:
         raise MkdError(f"{raw_path} has no rows", "give a header line and at least one row")
     return out
@@ -77,10 +82,18 @@ def predict_examples(model: MkdModel, spec: TaskSpec, examples: Sequence[Example
     """One record per example, in input order: texts and either label + probabilities, or score."""
     from mkd.evaluate import predict
 
-    outputs = predict(model, spec.name, model.encode(spec, list(examples)), BATCH_SIZE)
+    from mkd.tasks.blank import is_blank
+
+    filled = [e for e in examples if not is_blank(e)]
+    found = iter(predict(model, spec.name, model.encode(spec, filled), BATCH_SIZE) if filled else [])
     rows: list[dict[str, Any]] = []
-    for example, out in zip(examples, outputs, strict=True):
-        row: dict[str, Any] = {"task": spec.name, "texts": dict(zip(spec.text_fields, example.texts, strict=True))}
+    for example in examples:
+        row: dict[str, Any] = {"task": spec.name, "texts": dict(zip(spec.inputs, example.texts, strict=True))}
+        if is_blank(example):  # nothing to read: an explicit empty result, never a guess
+            row.update(empty=True, **({"score": None} if spec.type == "regression" else {"label": None}))
+            rows.append(row)
+            continue
+        out = next(found)
         if spec.type == "regression":
             row["score"] = round(float(out[0]), 6)
         else:
@@ -113,16 +126,22 @@ def table_lines(spec: TaskSpec, rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def run_predict(folder: str | Path, task: str | None, texts: Sequence[str], file: str | None,
-                as_json: bool) -> list[str]:
+                as_json: bool, columns: Sequence[str] | None = None) -> list[str]:
     """The output lines of `mkd predict`: a table, or one JSON object per input."""
     folder = Path(folder)
     if not texts and file is None:
         raise MkdError("nothing to predict", "give texts, --file F.csv|F.jsonl, or '-' to read lines from stdin")
     model = load_model(folder)
     spec = choose_task(model, task, folder)
-    examples = (from_texts(spec, texts) if texts else []) + (from_file(spec, file) if file is not None else [])
+    examples = (from_texts(spec, texts) if texts else []) + (from_file(spec, file, columns) if file is not None else [])
     if not examples:
         raise MkdError("nothing to predict (no text was given)", "give texts, --file, or lines on stdin with '-'")
+    from mkd.tasks.blank import is_blank
+
+    blank = [e.id for e in examples if is_blank(e)]
+    if blank and not as_json:
+        raise MkdError(f"{blank[0]} is empty ({len(blank)} blank input(s) in all): there is nothing to predict",
+                       'remove it, or use --json, which answers {"empty": true} for a blank input')
     rows = predict_examples(model, spec, examples)
     if as_json:
         return [json.dumps(r, ensure_ascii=False) for r in rows]
