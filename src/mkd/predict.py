@@ -81,7 +81,6 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 def predict_examples(model: MkdModel, spec: TaskSpec, examples: Sequence[Example]) -> list[dict[str, Any]]:
     """One record per example, in input order: texts and either label + probabilities, or score."""
     from mkd.evaluate import predict
-
     from mkd.tasks.blank import is_blank
 
     filled = [e for e in examples if not is_blank(e)]
