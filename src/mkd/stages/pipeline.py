@@ -13,6 +13,7 @@ from mkd.config import Recipe
 from mkd.errors import MkdError
 from mkd.io import read_json, write_json
 from mkd.stages.common import is_fresh, mark_done, run_dir, say
+from mkd.stages.preflight import check_inputs
 
 
 def model_folders(run: Path) -> dict[str, Path]:
@@ -128,6 +129,9 @@ def run_all(recipe: Recipe, force: bool = False, resume: bool = False, restart: 
     from mkd.stages.teach import teach
 
     run = run_dir(recipe, force)
+    started = time.time()
+    check_inputs(recipe)  # every input of every stage, before the teacher trains; nothing is written
+    say(f"checked every input in {time.time() - started:.1f}s")
     again = {"resume": resume, "restart": restart}  # label resumes by its finished shards on its own
     steps: list[tuple[str, Any]] = [("teach", lambda: teach(recipe, force=force, **again)),
                                     ("augment", lambda: augment(recipe, force=force)),
