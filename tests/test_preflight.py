@@ -44,6 +44,6 @@ def test_run_checks_every_input_before_training(case, project, monkeypatch, caps
     assert old in RECIPE
     (project / f"{case}.yaml").write_text(RECIPE.replace(old, new), encoding="utf-8")
     monkeypatch.chdir(project)
-    code, out, err = run_cli(monkeypatch, capsys, "run", "-c", f"{case}.yaml")
+    code, _, err = run_cli(monkeypatch, capsys, "run", "-c", f"{case}.yaml")
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
     assert not (project / "runs").exists(), "nothing may be written before the inputs are checked"
