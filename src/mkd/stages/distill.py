@@ -29,6 +29,7 @@ from mkd.stages.common import (
     seed_everything,
     table_lines,
 )
+from mkd.stages.lineage import before_replacing
 from mkd.stages.resume import finish_work, prepare_work
 from mkd.tasks import TaskData, load_recipe_tasks
 from mkd.train.loop import FitResult, fit
@@ -70,6 +71,7 @@ def _train_and_save(recipe: Recipe, model: MkdModel, tasks: dict[str, TaskData],
     if test:
         per_split["test"] = evaluate_tasks(model, specs, test, cfg.eval_batch_size)
     if dist.is_main():
+        before_replacing(run, out, stage)
         with atomic_dir(out) as tmp:
             model.save(tmp)
             write_json(tmp / "metrics.json", metrics_document(per_split))

@@ -86,7 +86,8 @@ def summarize(recipe: Recipe) -> dict[str, Any]:
             "examples_per_s": round(sum(speeds) / len(speeds), 1) if speeds else None,
             "examples_per_s_batch_1": round(sum(speeds1) / len(speeds1), 1) if speeds1 else None,
             "onnx_examples_per_s": round(sum(ort) / len(ort), 1) if ort else None,
-            "train_seconds": stage.get("train_seconds"),
+            "train_seconds": stage.get("train_seconds"), "wall_seconds": stage.get("wall_seconds"),
+            "status": model_status(recipe, name, folder),
         }
     base = models.get("teacher", {}).get("examples_per_s")
     for entry in models.values():
@@ -103,6 +104,21 @@ def summarize(recipe: Recipe) -> dict[str, Any]:
     return summary
 
 
+def model_status(recipe: Recipe, name: str, folder: Path) -> str:
+    """"current", or why a model of the run folder is not what the current recipe makes."""
+    from mkd.stages.distill import finetuned_folder
+    from mkd.stages.lineage import stale_reason
+
+    stale = stale_reason(folder)
+    if stale:
+        return f"stale: {stale}"
+    own = {"teacher", recipe.student.folder}
+    if recipe.finetune.enabled:
+        tuned = finetuned_folder(recipe.student.folder)
+        own |= {f"{tuned}/{t}" for t in recipe.finetune.tasks or [t.name for t in recipe.tasks]}
+    return "current" if name in own else "from another recipe"
+
+
 def print_table(summary: dict[str, Any]) -> None:
     tasks = sorted({t for m in summary["models"].values() for t in m["tasks"]})
     head = f"{'model':24s} " + " ".join(f"{t[:14]:>14s}" for t in tasks)
@@ -116,6 +132,9 @@ def print_table(summary: dict[str, Any]) -> None:
         p = m["parameters"]
         speed = f"{m['examples_per_s']:8.0f}" if m["examples_per_s"] else f"{'-':>8s}"
         up = f"{m['speedup_vs_teacher']:7.1f}x" if m["speedup_vs_teacher"] else f"{'-':>8s}"
+        status = m.get("status", "current")
+        if status != "current":
+            name = f"{name} ({status.split(':')[0]})"
         say(f"{name:24s} " + " ".join(cells) + f" {m['macro']:7.2f} {p['total'] / 1e6:8.2f}M "
             f"{p['without_embeddings'] / 1e6:8.2f}M {speed} {up}")
 
