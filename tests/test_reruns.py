@@ -46,7 +46,8 @@ def test_replacing_a_model_says_so_and_takes_its_dependents(project, tmp_path): 
 
     mkd(folder, "distill", "--set", "student.folder=small", "--set", "student.hidden_size=4")
     result = mkd(folder, "teach", "--set", "teacher.train.lr=0.001")
-    assert "teach: replacing runs/tiny/teacher; 4 student(s) trained on the old teacher are marked stale" in result.stderr
+    stale = "teach: replacing runs/tiny/teacher; 4 student(s) trained on the old teacher are marked stale"
+    assert stale in result.stderr, result.stderr
     mkd(folder, "bench")
     got = statuses(folder)
     assert got["teacher"] == "current" and got["small"] == "stale: trained on an earlier teacher", got
