@@ -136,3 +136,20 @@ def test_predict_blank_input_is_an_error_or_an_explicit_empty_result(sent_model,
     code, out, _ = run_cli(monkeypatch, capsys, "predict", "--model", str(sent_model), "--file", str(rows),
                            "--column", "headline", "--json")
     assert code == 0 and [json.loads(line).get("empty", False) for line in out.splitlines()] == [False, True]
+
+
+def test_the_saved_recipe_shows_the_students_real_embedding_dim():
+    from mkd.assets import ASSETS, _asset_dir, _is_present
+    from mkd.config import Recipe
+    from mkd.stages.distill import _with_real_dims
+
+    if not _is_present(ASSETS.get("glove-6b-50d"), _asset_dir("glove-6b-50d")):
+        pytest.skip("the glove-6b-50d asset is not fetched (mkd fetch glove-6b-50d)")
+    texts = [t for e in make_examples(SPECS["sent"], 30, 0) for t in e.texts]
+    cfg = StudentConfig(type="bilstm", embeddings="glove-6b-50d", hidden_size=8, max_length=16)
+    model = build_student(cfg, {"sent": SPECS["sent"]}, texts, None)
+    recipe = Recipe(name="r", tasks=["rt_polarity"], student=cfg)
+    assert recipe.student.embedding_dim is None and model.embedding_dim == 50
+    assert _with_real_dims(recipe, model).student.embedding_dim == 50
+    with pytest.raises(MkdError, match="embedding_dim is 300, but glove-6b-50d vectors have 50 dimensions"):
+        build_student(cfg.model_copy(update={"embedding_dim": 300}), {"sent": SPECS["sent"]}, texts, None)

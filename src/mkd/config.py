@@ -146,7 +146,8 @@ class StudentConfig(Strict):
     folder: str = Field("student", pattern=r"^[A-Za-z0-9_.\-]+$",
                         description="output folder in the run; several students can share one transfer set")
     embeddings: str = Field("glove-6b-50d", description="glove-6b-50d | spacy-en-md | teacher | random")
-    embedding_dim: int = Field(300, ge=1, description="for random embeddings")
+    embedding_dim: int | None = Field(
+        None, ge=1, description="random embeddings' size (None: 300); pretrained vectors bring their own")
     freeze_embeddings: bool = False
     hidden_size: int = Field(300, ge=1)
     num_layers: int = Field(1, ge=1)

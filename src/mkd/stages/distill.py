@@ -75,7 +75,7 @@ def _train_and_save(recipe: Recipe, model: MkdModel, tasks: dict[str, TaskData],
         with atomic_dir(out) as tmp:
             model.save(tmp)
             write_json(tmp / "metrics.json", metrics_document(per_split))
-            recipe.save(tmp)
+            _with_real_dims(recipe, model).save(tmp)
             copy_logs(work, tmp)
             mark_done(tmp, stage, fingerprint, started, steps=result.steps, best_step=result.best_step,
                       train_seconds=round(result.wall_seconds, 2), stopped_early=result.stopped_early,
@@ -86,6 +86,15 @@ def _train_and_save(recipe: Recipe, model: MkdModel, tasks: dict[str, TaskData],
         say(line)
     say(f"{stage}: wrote {out} in {time.time() - started:.0f}s")
     return result
+
+
+def _with_real_dims(recipe: Recipe, model: MkdModel) -> Recipe:
+    """The recipe as saved beside a student: its embedding_dim is the one the model has (50 for
+    GloVe-50d), not the setting for random vectors."""
+    dim = getattr(model, "embedding_dim", None)
+    if not isinstance(dim, int) or recipe.student.embedding_dim == dim:
+        return recipe
+    return recipe.model_copy(update={"student": recipe.student.model_copy(update={"embedding_dim": dim})})
 
 
 def student_seed(recipe: Recipe) -> int:
