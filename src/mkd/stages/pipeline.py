@@ -98,7 +98,10 @@ def summarize(recipe: Recipe) -> dict[str, Any]:
         manifest = run / "transfer" / t.name / "manifest.json"
         if manifest.is_file():
             transfer[t.name] = read_json(manifest).get("counts", {})
+    from mkd.report_sections import cpu_name
+
     summary = {"recipe": recipe.name, "seed": recipe.seed, "machine": bench.get("machine", machine()),
+               "cpu": cpu_name(),
                "batch_size_for_speed": big, "models": models, "transfer": transfer}
     write_json(run / "summary.json", summary)
     return summary
@@ -159,10 +162,13 @@ def run_all(recipe: Recipe, force: bool = False, resume: bool = False, restart: 
     if recipe.finetune.enabled:
         steps.append(("finetune", lambda: finetune(recipe, force=force, **again)))
     steps.append(("bench", lambda: bench_stage(recipe, force=force)))
+    times = {}
     for name, step in steps:
         started = time.time()
         step()
-        say(f"[{name}] done in {time.time() - started:.1f}s")
+        times[name] = round(time.time() - started, 2)
+        say(f"[{name}] done in {times[name]:.1f}s")
+    write_json(run / "times.json", times)  # the report's stage times of this `mkd run`
     summary = summarize(recipe)
     html = write_report(run)
     print_table(summary)
