@@ -236,7 +236,8 @@ def scored_odd_texts(model: str, tasks: set[str]) -> Callable[[Path, str], None]
 def predicted_odd_texts(folder: Path, out: str) -> None:
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["texts"]["text"] for r in rows] == ["", "😀🎉", LONG_LINE]
-    assert all(r["label"] in ("neg", "pos") and 0 < r["probability"] <= 1 for r in rows), rows
+    assert rows[0]["empty"] is True and rows[0]["label"] is None  # a blank text is never guessed at
+    assert all(r["label"] in ("neg", "pos") and 0 < r["probability"] <= 1 for r in rows[1:]), rows
 EVIL = "name: tiny\ntasks: [sent]\nseed: !!python/object/apply:os.system ['touch UNPICKLED']\n"
 
 

@@ -38,15 +38,15 @@ def test_replacing_a_model_says_so_and_takes_its_dependents(project, tmp_path): 
     assert (folder / RUN / "student" / "onnx").is_dir()
 
     result = mkd(folder, "run", "--set", "student.hidden_size=8")
-    line = next(x for x in result.stderr.splitlines() if x.startswith("distill: replacing"))
-    assert line == ("distill: replacing runs/tiny/student; its export onnx/ go with it (export again); the 2 model(s) "
-                    "fine-tuned from it in runs/tiny/finetuned are removed"), line
-    assert "finetune: replacing" not in result.stderr  # they went with their student, then were made again
+    line = next(x for x in result.stderr.splitlines() if x.startswith("distill: replaced"))
+    assert line == ("distill: replaced runs/tiny/student; its export onnx/ went with it (export again); the 2 model(s) "
+                    "fine-tuned from it in runs/tiny/finetuned were removed"), line
+    assert "finetune: replaced" not in result.stderr  # they went with their student, then were made again
     assert statuses(folder) == dict.fromkeys(["teacher", "student", "finetuned/nli", "finetuned/sent"], "current")
 
     mkd(folder, "distill", "--set", "student.folder=small", "--set", "student.hidden_size=4")
     result = mkd(folder, "teach", "--set", "teacher.train.lr=0.001")
-    stale = "teach: replacing runs/tiny/teacher; 4 student(s) trained on the old teacher are marked stale"
+    stale = "teach: replaced runs/tiny/teacher; 4 student(s) trained on the old teacher are marked stale"
     assert stale in result.stderr, result.stderr
     mkd(folder, "bench")
     got = statuses(folder)

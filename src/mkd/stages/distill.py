@@ -29,7 +29,7 @@ from mkd.stages.common import (
     seed_everything,
     table_lines,
 )
-from mkd.stages.lineage import before_replacing
+from mkd.stages.lineage import replacing
 from mkd.stages.resume import finish_work, prepare_work
 from mkd.tasks import TaskData, load_recipe_tasks
 from mkd.train.loop import FitResult, fit
@@ -71,8 +71,7 @@ def _train_and_save(recipe: Recipe, model: MkdModel, tasks: dict[str, TaskData],
     if test:
         per_split["test"] = evaluate_tasks(model, specs, test, cfg.eval_batch_size)
     if dist.is_main():
-        before_replacing(run, out, stage)
-        with atomic_dir(out) as tmp:
+        with replacing(run, out, stage), atomic_dir(out) as tmp:
             model.save(tmp)
             write_json(tmp / "metrics.json", metrics_document(per_split))
             _with_real_dims(recipe, model).save(tmp)

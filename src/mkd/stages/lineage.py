@@ -9,7 +9,9 @@ line, and what was derived from it never stays behind posing as current.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from mkd.io import read_json, write_json
@@ -27,20 +29,27 @@ def _finetuned(student: Path) -> Path:
 
 
 
-def before_replacing(run: Path, out: Path, stage: str) -> None:
-    """Say that `out` (a finished model) is about to be replaced, and deal with what depends on it."""
-    if not (out / STAGE_FILE).is_file():
-        return
-    notes = []
+@contextlib.contextmanager
+def replacing(run: Path, out: Path, stage: str) -> Iterator[None]:
+    """Around the write of a new `out`: once it is in place (never before: a failed write changes
+    nothing), say that the previous model was replaced and deal with what depended on it."""
+    existed = (out / STAGE_FILE).is_file()
     exports = [e for e in EXPORTS if (out / e).is_dir()]
+    yield
+    if existed:
+        _replaced(run, out, stage, exports)
+
+
+def _replaced(run: Path, out: Path, stage: str, exports: list[str]) -> None:
+    notes = []
     if exports:
         notes.append(f"its export{'s' if len(exports) > 1 else ''} {', '.join(e + '/' for e in exports)} "
-                     "go with it (export again)")
+                     "went with it (export again)")
     if stage == "distill" and _finetuned(out).is_dir():
         tuned = _finetuned(out)
         count = len(list(tuned.glob("*/mkd.json")))
         shutil.rmtree(tuned)
-        notes.append(f"the {count} model(s) fine-tuned from it in {tuned} are removed")
+        notes.append(f"the {count} model(s) fine-tuned from it in {tuned} were removed")
     if stage == "teach":
         from mkd.stages.pipeline import model_folders
 
@@ -49,7 +58,7 @@ def before_replacing(run: Path, out: Path, stage: str) -> None:
             write_json(model / STALE, {"reason": "trained on an earlier teacher"})
         if marked:
             notes.append(f"{len(marked)} student(s) trained on the old teacher are marked stale until retrained")
-    say(f"{stage}: replacing {out}" + (f"; {'; '.join(notes)}" if notes else ""))
+    say(f"{stage}: replaced {out}" + (f"; {'; '.join(notes)}" if notes else ""))
 
 
 def stale_reason(folder: Path) -> str | None:

@@ -23,7 +23,7 @@ from mkd.stages.common import (
     seed_everything,
     table_lines,
 )
-from mkd.stages.lineage import before_replacing
+from mkd.stages.lineage import replacing
 from mkd.stages.resume import finish_work, prepare_work
 from mkd.tasks import load_recipe_tasks
 from mkd.train.loop import fit
@@ -54,8 +54,7 @@ def teach(recipe: Recipe, resume: bool = False, force: bool = False, restart: bo
     if test:
         per_split["test"] = evaluate_tasks(model, specs, test, cfg.train.eval_batch_size)
     if dist.is_main():
-        before_replacing(run, out, "teach")
-        with atomic_dir(out) as tmp:
+        with replacing(run, out, "teach"), atomic_dir(out) as tmp:
             model.save(tmp)
             write_json(tmp / "metrics.json", metrics_document(per_split))
             recipe.save(tmp)
