@@ -44,7 +44,8 @@ def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
 
 STYLE = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1250px;padding:0 1em;color:#222}"
          "h1{font-size:1.3em;margin:.2em 0 1em}h2{font-size:1.1em;margin-top:2em;border-bottom:1px solid #ddd}"
-         ".trade{font-size:1.25em;font-weight:600;margin:.15em 0}.note{color:#666;font-size:.9em}"
+         ".trades{border-left:5px solid #c33;background:#fbf6f6;padding:.5em 1em;margin-bottom:1em}"
+         ".trade{font-size:1.2em;font-weight:600;margin:.2em 0}h1{color:#555}.note{color:#666;font-size:.9em}"
          "table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ccc;padding:4px 8px;"
          "text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}"
          "pre{background:#f6f6f6;padding:.8em;overflow-x:auto}details{margin-top:.8em}")
@@ -82,8 +83,8 @@ def write_report(run: str | Path) -> Path:
     md += ["## Machine", "", machine, "", "## Recipe (what differs from the defaults)", "", "```yaml",
            changes.rstrip(), "```", "", "Full resolved recipe: recipe.yaml", ""]
     write_text(run / "report.md", "\n".join(md))
-    body = "".join(f"<p class='trade'>{html.escape(line)}</p>" for line in trade)
-    body += f"<h1>mkd report: {html.escape(summary['recipe'])}</h1>"
+    body = "<div class='trades'>" + "".join(f"<p class='trade'>{html.escape(line)}</p>" for line in trade) + "</div>"
+    body += f"<h1>mkd report: {html.escape(summary['recipe'])} ({len(summary['models'])} models)</h1>"
     for title, h, r in sections[:2]:
         body += f"<h2>{html.escape(title)}</h2>{_html_table(h, r)}"
     body += "".join(f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='data:image/png;base64,{b}'/>"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mkd.io import read_json
-from mkd.plots import Point, pareto_figure
+from mkd.plots import Point, draw_pareto, pareto_figure
 
 COLUMNS = 3  # learning-curve panels per row
 
@@ -93,10 +93,20 @@ def pareto_points(summary: dict[str, Any], bench: dict[str, Any]) -> dict[str, l
 
 
 def pareto_png(summary: dict[str, Any], bench: dict[str, Any]) -> str | None:
+    """mkd.plots' Pareto panels, taller when many models share a panel (their labels stack up)."""
     points = pareto_points(summary, bench)
     if not points:
         return None
-    return png(pareto_figure(points, metric="test primary metric"))
+    most = max(len(p) for p in points.values())
+    if most <= 5:
+        return png(pareto_figure(points, metric="test primary metric"))
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(points), figsize=(6.2 * len(points), 4.2 + 0.3 * (most - 5)), squeeze=False)
+    for ax, (task, found) in zip(axes[0], points.items(), strict=True):
+        draw_pareto(ax, found, task, "test primary metric")
+    fig.tight_layout()
+    return png(fig)
 
 
 def scores_figure(summary: dict[str, Any]) -> Any:

@@ -75,22 +75,25 @@ def retained_table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]
 
 
 def stage_times(run: Path, summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """What each stage took when it last ran (its stage.json) and in the last `mkd run`."""
+    """Per stage: what making its output took (its stage.json) and what it took in the last `mkd run`
+    (seconds when it was kept unchanged); then the models this recipe does not make."""
     last = read_json(run / "times.json") if (run / "times.json").is_file() else {}
-    made: dict[str, float | None] = {}
-    for folder in ("teacher", "transfer", "bench"):
+    made: dict[str, float] = {}
+    for folder, stage in (("teacher", "teach"), ("transfer", "augment"), ("bench", "bench")):
         path = run / folder / "stage.json"
-        if path.is_file():
-            made[{"teacher": "teach", "transfer": "augment"}.get(folder, folder)] = read_json(path).get("wall_seconds")
+        if path.is_file() and read_json(path).get("wall_seconds") is not None:
+            made[stage] = read_json(path)["wall_seconds"]
+    others = []
     for name, m in summary["models"].items():
-        if name != "teacher" and m.get("wall_seconds") is not None:
-            made[f"{'finetune' if '/' in name else 'distill'} {name}"] = m["wall_seconds"]
-    rows = []
-    for stage in dict.fromkeys([*last, *made]):
-        took = made.get(stage)
-        again = last.get(stage)
-        rows.append([stage, _seconds(took), _seconds(again)])
-    return ["stage", "when it was made", "in the last mkd run"], rows
+        if name == "teacher" or m.get("wall_seconds") is None:
+            continue
+        stage = "finetune" if "/" in name else "distill"
+        if m.get("status", "current") == "current":
+            made[stage] = made.get(stage, 0.0) + m["wall_seconds"]
+        else:
+            others.append([f"{stage} {name} ({m['status']})", _seconds(m["wall_seconds"]), "-"])
+    rows = [[stage, _seconds(made.get(stage)), _seconds(last.get(stage))] for stage in dict.fromkeys([*last, *made])]
+    return ["stage", "making its output", "in the last mkd run"], rows + others
 
 
 def _seconds(value: float | None) -> str:
