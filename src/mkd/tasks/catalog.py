@@ -43,8 +43,8 @@ def resolve_spec(cfg: TaskConfig) -> TaskSpec:
     """The declaration of a recipe's task: the catalog's, with the recipe's fields on top; a task
     the catalog does not know must be declared in full (source: files)."""
     base = CATALOG.get(cfg.name)
-    if base is not None and cfg.source in ("files", "hub") and cfg.source != base.source:
-        base = None  # a task with its own source is the user's own declaration, whatever its name
+    if base is not None and cfg.source == "files":
+        base = None  # a task read from the user's own files is the user's own declaration, whatever its name
     if base is None:
         if cfg.source not in ("files", "hub"):
             raise MkdError(
