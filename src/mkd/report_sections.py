@@ -92,13 +92,16 @@ def stage_times(run: Path, summary: dict[str, Any]) -> tuple[list[str], list[lis
             made[stage] = made.get(stage, 0.0) + m["wall_seconds"]
         else:
             others.append([f"{stage} {name} ({m['status']})", _seconds(m["wall_seconds"]), "-"])
-    rows = [[stage, _seconds(made.get(stage)), _seconds(last.get(stage))] for stage in dict.fromkeys([*last, *made])]
+    rows = [[stage, _seconds(made.get(stage)), _seconds(last.get(stage), kept=True)]
+            for stage in dict.fromkeys([*last, *made])]
     return ["stage", "making its output", "in the last mkd run"], rows + others
 
 
-def _seconds(value: float | None) -> str:
+def _seconds(value: float | None, kept: bool = False) -> str:
     if value is None:
         return "-"
+    if kept and value < 0.05:  # a stage that found its output up to date does not even load data
+        return "kept (unchanged)"
     if value < 90:
         return f"{value:.1f} s"
     return f"{value / 60:.1f} min"
