@@ -160,7 +160,31 @@ def bench_student(args: argparse.Namespace, data: dict, precisions: list[str]) -
         encoded[t] = models[precisions[0]].encode(d.spec, split, targets)
     ready = batches(encoded, 50, args.student_steps)
     loss = distillation_loss("mse", 1.0, 0.0)
-    return interleaved({p: train_steps(models[p], loss, ready, p, 1e-3) for p in precisions}, args.rounds)
+    runs = {p: train_steps(models[p], loss, ready, p, 1e-3) for p in precisions}
+    baseline = make()  # before issue 12: packed sequences at fp32, the same weights
+    baseline.load_state_dict(models[precisions[0]].state_dict())
+    runs[PACKED] = packed(train_steps(baseline, loss, ready, "fp32", 1e-3))
+    return interleaved(runs, args.rounds)
+
+
+PACKED = "packed fp32"
+
+
+def packed(run: Callable[[], int]) -> Callable[[], int]:
+    """`run` with the LSTM students on packed sequences (the path before the padded one) while it runs."""
+    import mkd.models.students.bilstm as bilstm
+    import mkd.models.students.bilstm_attn as bilstm_attn
+    from mkd.models.students.wordlevel import packed_lstm
+
+    def wrapped() -> int:
+        saved = bilstm.run_lstm, bilstm_attn.run_lstm
+        bilstm.run_lstm = bilstm_attn.run_lstm = packed_lstm
+        try:
+            return run()
+        finally:
+            bilstm.run_lstm, bilstm_attn.run_lstm = saved
+
+    return wrapped
 
 
 def dev_scores(args: argparse.Namespace) -> None:
@@ -234,6 +258,10 @@ def main() -> None:
         fast = speed[precisions[-1]]
         print(f"{part:10s} {speed['fp32']:10.1f} {fast:18.1f} {fast / speed['fp32']:6.2f}x {TARGETS[part]:6.1f}x",
               flush=True)
+        if PACKED in speed:  # the issue's baseline for students: today's fp32 packed path
+            print(f"{'':10s} before: {PACKED} {speed[PACKED]:.1f} ex/s; auto over it "
+                  f"{fast / speed[PACKED]:.2f}x (target {TARGETS[part]:.1f}x), fp32 padded over it "
+                  f"{speed['fp32'] / speed[PACKED]:.2f}x", flush=True)
     if args.dev_scores:
         dev_scores(args)
 

@@ -236,7 +236,8 @@ def scored_odd_texts(model: str, tasks: set[str]) -> Callable[[Path, str], None]
 def predicted_odd_texts(folder: Path, out: str) -> None:
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["texts"]["text"] for r in rows] == ["", "😀🎉", LONG_LINE]
-    assert all(r["label"] in ("neg", "pos") and 0 < r["probability"] <= 1 for r in rows), rows
+    assert rows[0]["empty"] is True and rows[0]["label"] is None  # a blank text is never guessed at
+    assert all(r["label"] in ("neg", "pos") and 0 < r["probability"] <= 1 for r in rows[1:]), rows
 EVIL = "name: tiny\ntasks: [sent]\nseed: !!python/object/apply:os.system ['touch UNPICKLED']\n"
 
 
@@ -307,7 +308,7 @@ CASES = [
          write("other.yaml", OTHER_TASKS)),
     Case("corrupt-checkpoint", ["teach", *C, "--resume", "--set", "teacher.train.lr=0.003"],
          ("checkpoint", "incomplete or corrupt", "without --resume"),
-         truncate(f"{RUN}/.work/teacher/checkpoint/state.json")),
+         write(f"{RUN}/.work/teacher/checkpoint/state.json", '{"fingerprint": "x", "tra')),
     Case("disk-full", ["teach", *C, "--force"], ("disk full", "free some space", "--resume"),
          fail_writes(OSError(errno.ENOSPC, "No space left on device"))),
     # augment
@@ -331,7 +332,8 @@ CASES = [
     Case("missing-embeddings-asset", ["distill", *C, "--set", "student.embeddings=glove-6b-50d"],
          ("asset 'glove-6b-50d' is not in the cache", "mkd fetch glove-6b-50d"), empty_cache),
     Case("incompatible-checkpoint", ["distill", *C, "--resume", "--set", "distill.train.lr=0.002"],
-         ("written by a different recipe", "--force")),
+         ("written by a different recipe", "--force"),
+         write(f"{RUN}/.work/distill-student/checkpoint/state.json", '{"fingerprint": "old", "train": {}}')),
     # finetune
     Case("finetune-unknown-task", ["finetune", *C, "--set", "finetune.tasks=[sent, qqp]"],
          ("finetune.tasks names qqp", "fix finetune.tasks")),

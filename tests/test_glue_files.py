@@ -253,9 +253,13 @@ def test_files_missing_file(tmp_path: Path) -> None:
         load_task(_own(str(tmp_path / "nope.csv")))
 
 
-def test_files_empty_text_is_allowed(tmp_path: Path) -> None:
-    path = _csv(tmp_path / "d.csv", "text,label", [f",{['neg', 'pos'][i % 2]}" for i in range(10)])
-    assert all(e.texts == ("",) for e in load_task(_own(str(path))).split("train"))
+def test_files_empty_texts_are_dropped(tmp_path: Path) -> None:
+    rows = [f"{'' if i % 3 else 'good'},{['neg', 'pos'][i % 2]}" for i in range(30)]
+    path = _csv(tmp_path / "d.csv", "text,label", rows)
+    assert all(e.texts == ("good",) for e in load_task(_own(str(path))).split("train"))  # issue 15: blanks go
+    blank = _csv(tmp_path / "b.csv", "text,label", [f",{['neg', 'pos'][i % 2]}" for i in range(10)])
+    with pytest.raises(MkdError, match="split is empty"):
+        load_task(_own(str(blank)))
 
 
 # --------------------------------------------------------------------------- hub source

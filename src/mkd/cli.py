@@ -23,6 +23,7 @@ STATE = {"debug": False}
 RecipeOpt = Annotated[str | None, typer.Option("-c", "--recipe", help="recipe YAML (default: the packaged demo)")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override, e.g. --set teacher.train.epochs=1")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue from the stage's last checkpoint")]
+RestartOpt = Annotated[bool, typer.Option("--restart", help="discard an unfinished checkpoint and start over")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="rerun even if unchanged; overwrite another recipe's run")]
 ThreadsOpt = Annotated[int | None, typer.Option(
     "--threads", min=1, help="torch's intra-op threads (default: OMP_NUM_THREADS, else every core)")]
@@ -90,13 +91,13 @@ def tasks(
 @app.command()
 def teach(
     recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False,
-    threads: ThreadsOpt = None,
+    restart: RestartOpt = False, threads: ThreadsOpt = None,
 ) -> None:
     """Stage 1: refine the teacher jointly on all tasks of the recipe."""
     _threads(threads)
     from mkd.stages.teach import teach as run_teach
 
-    run_teach(_recipe(recipe, overrides), resume=resume, force=force)
+    run_teach(_recipe(recipe, overrides), resume=resume, force=force, restart=restart)
 
 
 @app.command()
@@ -143,25 +144,25 @@ def transfer_export(
 @app.command()
 def distill(
     recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False,
-    threads: ThreadsOpt = None,
+    restart: RestartOpt = False, threads: ThreadsOpt = None,
 ) -> None:
     """Stage 3: multi-task distillation into one student (one task: single-task distillation)."""
     _threads(threads)
     from mkd.stages.distill import distill as run_distill
 
-    run_distill(_recipe(recipe, overrides), resume=resume, force=force)
+    run_distill(_recipe(recipe, overrides), resume=resume, force=force, restart=restart)
 
 
 @app.command()
 def finetune(
     recipe: RecipeOpt = None, overrides: SetOpt = None, resume: ResumeOpt = False, force: ForceOpt = False,
-    threads: ThreadsOpt = None,
+    restart: RestartOpt = False, threads: ThreadsOpt = None,
 ) -> None:
     """Stage 4: per-task fine-tuning of the multi-task student."""
     _threads(threads)
     from mkd.stages.distill import finetune as run_finetune
 
-    run_finetune(_recipe(recipe, overrides), resume=resume, force=force)
+    run_finetune(_recipe(recipe, overrides), resume=resume, force=force, restart=restart)
 
 
 @app.command()
@@ -255,6 +256,8 @@ def predict(
     onnx: Annotated[Path | None, typer.Option("--onnx", help="serve an ONNX export folder (no PyTorch)")] = None,
     int8: Annotated[bool, typer.Option("--int8", help="with --onnx: its int8 graph")] = False,
     threads: ThreadsOpt = None,
+    columns: Annotated[list[str] | None, typer.Option(
+        "--column", help="--file: the text column (repeat for a pair), when not named like the task's")] = None,
 ) -> None:
     """Labels and probabilities (or scores) for texts, from any model folder or ONNX export."""
     if onnx is None:  # --onnx serves without PyTorch: ONNX Runtime gets the thread count itself
@@ -262,18 +265,20 @@ def predict(
     from mkd.predict import run_predict
 
     for line in run_predict(model, task, texts or [], file, as_json, onnx, "int8" if int8 else "fp32",
-                            threads=threads):
+                            threads=threads, columns=columns):
         typer.echo(line)
 
 
 @app.command()
-def run(recipe: RecipeOpt = None, overrides: SetOpt = None, force: ForceOpt = False,
-        threads: ThreadsOpt = None) -> None:
+def run(
+    recipe: RecipeOpt = None, overrides: SetOpt = None, force: ForceOpt = False, resume: ResumeOpt = False,
+    restart: RestartOpt = False, threads: ThreadsOpt = None,
+) -> None:
     """All stages in order, each skipped when unchanged (default recipe: the packaged demo)."""
     _threads(threads)
     from mkd.stages.pipeline import run_all
 
-    run_all(_recipe(recipe, overrides), force=force)
+    run_all(_recipe(recipe, overrides), force=force, resume=resume, restart=restart)
 
 
 @app.command()
@@ -301,20 +306,34 @@ def _disk_full(error: BaseException) -> OSError | None:
     return None
 
 
+def _interrupted(error: KeyboardInterrupt) -> NoReturn:
+    from mkd.train.interrupt import interruption_line
+
+    line, status = interruption_line(error, sys.argv[1:])
+    print(f"error: {line}", file=sys.stderr)
+    sys.exit(status)
+
+
 def main() -> None:
+    from mkd.train.interrupt import install_sigterm
+
+    install_sigterm()
     try:
-        app(standalone_mode=False)
+        status = app(standalone_mode=False)
+        if status == 130:  # typer turns KeyboardInterrupt (and so our Interrupted) into this return value
+            _interrupted(KeyboardInterrupt())
+    except KeyboardInterrupt as e:
+        _interrupted(e)
     except MkdError as e:
         if STATE["debug"]:
             raise
         print(f"error: {e.line()}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("error: interrupted; finished work is kept, rerun with --resume to continue", file=sys.stderr)
-        sys.exit(130)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except typer.Abort:
+    except typer.Abort as e:
+        if isinstance(e.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            _interrupted(e.__context__)
         sys.exit(1)
     except Exception as e:
         if hasattr(e, "show") and hasattr(e, "exit_code"):  # usage errors (click, or typer's own copy)

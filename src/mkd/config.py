@@ -22,6 +22,7 @@ from pydantic import (
     Tag,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -47,6 +48,7 @@ class TrainConfig(Strict):
     mixing_temperature: float = Field(2.0, gt=0, description="tau of p ~ size^(1/tau)")
     eval_every: int | None = Field(None, ge=1, description="steps between evaluations; None: per epoch")
     checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints; None: at each evaluation")
+    checkpoint_minutes: float | None = Field(10.0, gt=0, description="also checkpoint after this much time; None: off")
     patience: int | None = Field(3, ge=1, description="evaluations without improvement before stopping")
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 autocast where the hardware is fast at it, else fp32 | no: fp32")
@@ -68,6 +70,13 @@ class AugmentConfig(Strict):
         if self.p_mask + self.p_pos > 1:
             raise ValueError("p_mask + p_pos must be at most 1 (the two rules are exclusive)")
         return self
+
+
+class UnlabelledFile(Strict):
+    """An unlabelled file whose text column(s) are named differently from the task's text_fields."""
+
+    path: str
+    text_fields: list[str] = Field(min_length=1, max_length=2)
 
 
 class TaskConfig(Strict):
@@ -93,8 +102,22 @@ class TaskConfig(Strict):
     max_train: int | None = Field(None, ge=1)
     max_dev: int | None = Field(None, ge=1)
     max_test: int | None = Field(None, ge=1)
-    unlabelled: list[str] = Field(default_factory=list, description="extra text files for the transfer set")
+    unlabelled: list[str | UnlabelledFile] = Field(
+        default_factory=list, description="extra text files for the transfer set (a path, or {path, text_fields})")
     augment: AugmentConfig | None = None
+    join: str | None = Field(None, description="join the text_fields into one text with this separator")
+
+    def unlabelled_files(self) -> list[tuple[str, tuple[str, ...] | None]]:
+        """(path, its text columns or None for the task's text_fields) of each unlabelled entry."""
+        return [(u, None) if isinstance(u, str) else (u.path, tuple(u.text_fields)) for u in self.unlabelled]
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_new_keys(self, handler: Any) -> Any:
+        """Keys added after runs exist stay out of the dump (and so of every fingerprint) while unset."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("join") is None:
+            data.pop("join", None)
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -173,7 +196,9 @@ class StudentConfig(Strict):
     embeddings: str = Field(
         "glove-6b-50d", description="glove-6b-50d | spacy-en-md | teacher | teacher-static | random"
     )
-    embedding_dim: int = Field(300, ge=1, description="random embeddings; teacher-static: the PCA width")
+    embedding_dim: int | None = Field(
+        None, ge=1, description="random embeddings' size (None: 300); teacher-static: the PCA width (None: the "
+        "teacher's width for LSTM students, 256 for the static student); pretrained vectors bring their own")
     freeze_embeddings: bool = False
     hidden_size: int = Field(300, ge=1)
     num_layers: int = Field(1, ge=1)
@@ -224,6 +249,7 @@ class Recipe(Strict):
     fetch_missing: bool = Field(False, description="fetch missing assets instead of failing")
     precision: Literal["auto", "no", "bf16", "fp16"] = Field(
         "auto", description="inference precision of label, evaluate, bench and predict (like mixed_precision)")
+    blank_texts: Literal["drop", "error"] = Field("drop", description="empty texts in task data: drop or refuse")
     tasks: list[TaskConfig] = Field(min_length=1)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     transfer: TransferConfig = Field(default_factory=TransferConfig)

@@ -35,6 +35,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def honour_umask(path: Path, folder: bool = False) -> None:
+    """Give a temporary the mode a plain open()/mkdir() would have: tempfile makes them private
+    (0600/0700), but outputs of a run are ordinary files (0644/0755 under umask 022)."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
+
+
 def remove_stale_temporaries(target: str | Path) -> None:
     """Delete temporaries of `target` whose writer (a process of this machine) no longer runs."""
     target = Path(target)
@@ -58,6 +70,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(target), suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    honour_umask(tmp_path)
     try:
         yield tmp_path
         os.replace(tmp_path, target)
@@ -110,6 +123,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     restore_swapped_dir(target)
     remove_stale_temporaries(target)
     tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(target), suffix=".tmp", dir=target.parent))
+    honour_umask(tmp, folder=True)
     try:
         yield tmp
         if target.exists():

@@ -50,23 +50,28 @@ def from_texts(spec: TaskSpec, texts: Sequence[str]) -> list[Example]:
             if not sep:
                 raise MkdError(f"task {spec.name} takes pairs ({' and '.join(spec.text_fields)}), but text {i + 1} "
                                f"has no '{PAIR_SEP}'", f'write it as "first {PAIR_SEP} second"')
-            out.append(Example(f"input:{i}", (first.strip(), second.strip())))
+            out.append(Example(f"text {i + 1}", (first.strip(), second.strip())))
         else:
-            out.append(Example(f"input:{i}", (text,)))
+            out.append(Example(f"text {i + 1}", (text,)))
     return out
 
 
-def from_file(spec: TaskSpec, raw_path: str) -> list[Example]:
-    """Rows of a CSV/TSV/JSONL file; the texts are the columns named by the task's text_fields."""
+def from_file(spec: TaskSpec, raw_path: str, columns: Sequence[str] | None = None) -> list[Example]:
+    """Rows of a CSV/TSV/JSONL file; the texts are the columns named by `columns` (--column), else by
+    the task's text_fields."""
     from mkd.tasks.files import _resolve, _rows
 
+    fields = tuple(columns or spec.text_fields)
+    if len(fields) != len(spec.text_fields):
+        raise MkdError(f"--column names {len(fields)} column(s), task {spec.name} reads {len(spec.text_fields)} "
+                       f"({', '.join(spec.text_fields)})", "give --column once per text field, in that order")
     out = []
-    for i, (where, row) in enumerate(_rows(_resolve(raw_path))):
-        missing = [c for c in spec.text_fields if c not in row]
+    for where, row in _rows(_resolve(raw_path)):
+        missing = [c for c in fields if c not in row]
         if missing:
             raise MkdError(f"{where}: no column '{missing[0]}' (columns: {', '.join(map(str, row))})",
-                           f"task {spec.name} reads the column(s) {', '.join(spec.text_fields)}")
-        out.append(Example(f"input:{i}", tuple("" if row[c] is None else str(row[c]) for c in spec.text_fields)))
+                           f"task {spec.name} reads the column(s) {', '.join(fields)}; name yours with --column")
+        out.append(Example(where, spec.texts_of(tuple("" if row[c] is None else str(row[c]) for c in fields))))
     if not out:
         raise MkdError(f"{raw_path} has no rows", "give a header line and at least one row")
     return out
@@ -81,16 +86,27 @@ def predict_examples(model: MkdModel, spec: TaskSpec, examples: Sequence[Example
                      precision: str = "fp32") -> list[dict[str, Any]]:
     """One record per example, in input order: texts and either label + probabilities, or score."""
     from mkd.evaluate import predict
+    from mkd.tasks.blank import is_blank
 
-    outputs = predict(model, spec.name, model.encode(spec, list(examples)), BATCH_SIZE, precision=precision)
+    filled = [e for e in examples if not is_blank(e)]
+    outputs = predict(model, spec.name, model.encode(spec, filled), BATCH_SIZE, precision=precision) if filled else None
     return rows_of(spec, examples, outputs)
 
 
-def rows_of(spec: TaskSpec, examples: Sequence[Example], outputs: np.ndarray) -> list[dict[str, Any]]:
-    """The records of predict_examples from logits (any runtime)."""
+def rows_of(spec: TaskSpec, examples: Sequence[Example], outputs: np.ndarray | None) -> list[dict[str, Any]]:
+    """The records of predict_examples from the logits of the non-blank examples (any runtime), in input
+    order; a blank example gets an explicit empty result."""
+    from mkd.tasks.blank import is_blank
+
+    found = iter(outputs if outputs is not None else [])
     rows: list[dict[str, Any]] = []
-    for example, out in zip(examples, outputs, strict=True):
-        row: dict[str, Any] = {"task": spec.name, "texts": dict(zip(spec.text_fields, example.texts, strict=True))}
+    for example in examples:
+        row: dict[str, Any] = {"task": spec.name, "texts": dict(zip(spec.inputs, example.texts, strict=True))}
+        if is_blank(example):  # nothing to read: an explicit empty result, never a guess
+            row.update(empty=True, **({"score": None} if spec.type == "regression" else {"label": None}))
+            rows.append(row)
+            continue
+        out = next(found)
         if spec.type == "regression":
             row["score"] = round(float(out[0]), 6)
         else:
@@ -124,15 +140,17 @@ def table_lines(spec: TaskSpec, rows: Sequence[dict[str, Any]]) -> list[str]:
 
 def onnx_specs(doc: dict[str, Any]) -> dict[str, TaskSpec]:
     """TaskSpecs of an export's tasks, from export.json (what reading inputs and printing rows need)."""
-    return {t: TaskSpec(t, tuple(i["text_fields"]), i["type"], tuple(i["labels"]), (), "")
+    return {t: TaskSpec(t, tuple(i["text_fields"]), i["type"], tuple(i["labels"]), (), "", join=i.get("join"))
             for t, i in doc["tasks"].items()}
 
 
 def run_predict(folder: str | Path | None, task: str | None, texts: Sequence[str], file: str | None,
                 as_json: bool, onnx: str | Path | None = None, precision: str = "fp32",
-                threads: int | None = None) -> list[str]:
+                threads: int | None = None, columns: Sequence[str] | None = None) -> list[str]:
     """The output lines of `mkd predict`: a table, or one JSON object per input. `onnx`: serve that export
-    (its int8 graph with precision="int8") instead of a model folder."""
+    (its int8 graph with precision="int8") instead of a model folder. `columns`: --file's text columns."""
+    from mkd.tasks.blank import is_blank
+
     if (folder is None) == (onnx is None):
         raise MkdError("give either --model DIR or --onnx DIR", "--model serves with PyTorch, --onnx with onnxruntime")
     if not texts and file is None:
@@ -147,12 +165,17 @@ def run_predict(folder: str | Path | None, task: str | None, texts: Sequence[str
 
         model = load_model(Path(str(folder)))
         spec = choose_task(model, task, Path(str(folder)))
-    examples = (from_texts(spec, texts) if texts else []) + (from_file(spec, file) if file is not None else [])
+    examples = (from_texts(spec, texts) if texts else []) + (from_file(spec, file, columns) if file is not None else [])
     if not examples:
         raise MkdError("nothing to predict (no text was given)", "give texts, --file, or lines on stdin with '-'")
+    blank = [e.id for e in examples if is_blank(e)]
+    if blank and not as_json:
+        raise MkdError(f"{blank[0]} is empty ({len(blank)} blank input(s) in all): there is nothing to predict",
+                       'remove it, or use --json, which answers {"empty": true} for a blank input')
     if onnx is not None:
-        columns = [[e.texts[i] for e in examples] for i in range(len(spec.text_fields))]
-        rows = rows_of(spec, examples, served.logits(spec.name, columns, BATCH_SIZE))
+        filled = [e for e in examples if not is_blank(e)]
+        cols = [[e.texts[i] for e in filled] for i in range(len(spec.inputs))]
+        rows = rows_of(spec, examples, served.logits(spec.name, cols, BATCH_SIZE) if filled else None)
     else:
         from mkd.precision import folder_setting, resolve
 

@@ -3,109 +3,20 @@ so `mkd report RUN_DIR` can rebuild it at any time."""
 
 from __future__ import annotations
 
-import base64
-import csv
 import html
-import io
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from mkd.errors import MkdError
 from mkd.io import read_json, write_text
 
 
-def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-def _curves(run: Path, summary: dict[str, Any]) -> dict[str, list[tuple[int, float]]]:
-    """(step, value) of each model's primary dev metric per task, from its eval_log.csv."""
-    out: dict[str, list[tuple[int, float]]] = {}
-    for name, m in summary["models"].items():
-        log = Path(m["path"]) / "eval_log.csv"
-        if not log.is_file():
-            continue
-        meta = read_json(Path(m["path"]) / "mkd.json")["tasks"]
-        with open(log, newline="") as f:
-            for row in csv.DictReader(f):
-                task = row["task"]
-                if task in meta and row["metric"] == meta[task]["primary"]:
-                    out.setdefault(f"{name}|{task}", []).append((int(row["step"]), float(row["value"])))
-    return out
-
-
-def _figures(run: Path, summary: dict[str, Any]) -> dict[str, str]:
-    import matplotlib
-    import matplotlib.ticker
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figs: dict[str, str] = {}
-    models = summary["models"]
-    tasks = sorted({t for m in models.values() for t in m["tasks"]})
-    curves = _curves(run, summary)
-    if curves:
-        fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.5), squeeze=False)
-        for ax, task in zip(axes[0], tasks, strict=True):
-            for key, points in curves.items():
-                name, t = key.split("|")
-                if t == task:
-                    ax.plot(*zip(*points, strict=True), marker="o", label=name)
-            ax.set_title(f"{task}: dev primary metric")
-            ax.set_xlabel("step")
-            ax.legend(fontsize=7)
-        figs["Learning curves per task"] = _png(fig)
-    speed = {n: m for n, m in models.items() if m.get("examples_per_s")}
-    if speed:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for name, m in speed.items():
-            ax.scatter(m["examples_per_s"], m["macro"], s=40)
-            ax.annotate(name, (m["examples_per_s"], m["macro"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # only decades: minor labels overlap
-        ax.set_xlabel(f"CPU examples/s (batch {summary.get('batch_size_for_speed')}, tokenization included)")
-        ax.set_ylabel("test macro score")
-        ax.set_title("Quality against speed")
-        figs["Quality against speed"] = _png(fig)
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(models) * len(tasks) / 2), 4))
-    width = 0.8 / max(1, len(models))
-    for i, (name, m) in enumerate(models.items()):
-        vals = []
-        for t in tasks:
-            cell = (m.get("test") or {}).get("tasks", {}).get(t)
-            vals.append(next(iter(cell.values())) if cell else 0.0)
-        ax.bar([j + i * width for j in range(len(tasks))], vals, width, label=name)
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(tasks))], tasks)
-    ax.set_ylabel("test primary metric")
-    ax.set_title("Per-task test scores")
-    ax.legend(fontsize=7)
-    figs["Per-task test scores"] = _png(fig)
-    if summary.get("transfer"):
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        names = sorted(summary["transfer"])
-        bottom = [0.0] * len(names)
-        kinds = sorted({k for c in summary["transfer"].values() for k in c})
-        for kind in kinds:
-            vals = [float(summary["transfer"][n].get(kind, 0)) for n in names]
-            ax.bar(names, vals, bottom=bottom, label=kind)
-            bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
-        ax.set_ylabel("examples")
-        ax.set_title("Transfer-set sizes")
-        ax.legend(fontsize=8)
-        figs["Transfer-set sizes"] = _png(fig)
-    return figs
-
-
 def _table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     tasks = sorted({t for m in summary["models"].values() for t in m["tasks"]})
     head = ["model", *[f"{t} (test)" for t in tasks], "macro", "params", "no-emb params", "ex/s", "ONNX ex/s",
-            "speed-up"]
+            "speed-up", "status"]
     rows = []
     for name, m in summary["models"].items():
         cells = []
@@ -117,7 +28,8 @@ def _table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                      f"{p['total'] / 1e6:.2f}M" if p else "-", f"{p['without_embeddings'] / 1e6:.2f}M" if p else "-",
                      f"{m['examples_per_s']:.0f}" if m.get("examples_per_s") else "-",
                      f"{m['onnx_examples_per_s']:.0f}" if m.get("onnx_examples_per_s") else "-",
-                     f"{m['speedup_vs_teacher']:.1f}x" if m.get("speedup_vs_teacher") else "-"])
+                     f"{m['speedup_vs_teacher']:.1f}x" if m.get("speedup_vs_teacher") else "-",
+                     m.get("status", "current")])
     return head, rows
 
 
@@ -128,41 +40,73 @@ def _teachers_html(summary: dict[str, Any]) -> str:
     return f"<h2>Teachers</h2><ul>{rows}</ul>" if rows else ""
 
 
+def _html_table(head: list[str], rows: list[list[str]]) -> str:
+    return "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows) + "</table>"
+
+
+def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+STYLE = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1250px;padding:0 1em;color:#222}"
+         "h1{font-size:1.3em;margin:.2em 0 1em}h2{font-size:1.1em;margin-top:2em;border-bottom:1px solid #ddd}"
+         ".trades{border-left:5px solid #c33;background:#fbf6f6;padding:.5em 1em;margin-bottom:1em}"
+         ".trade{font-size:1.2em;font-weight:600;margin:.2em 0}h1{color:#555}.note{color:#666;font-size:.9em}"
+         "table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ccc;padding:4px 8px;"
+         "text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}"
+         "pre{background:#f6f6f6;padding:.8em;overflow-x:auto}details{margin-top:.8em}")
+
+
 def write_report(run: str | Path) -> Path:
     """Write report.html and report.md into the run folder; returns the HTML path."""
+    from mkd import report_figures as figs_
+    from mkd import report_sections as sec
+
     run = Path(run)
     if not run.is_dir():
         raise MkdError(f"run folder {run} does not exist", "give the run folder, e.g. mkd report runs/<name>")
     if not (run / "summary.json").is_file():
         raise MkdError(f"{run} has no summary.json", "run `mkd run` first (or give the run folder)")
     summary = read_json(run / "summary.json")
+    bench = read_json(run / "bench" / "bench.json") if (run / "bench" / "bench.json").is_file() else {}
     recipe = (run / "recipe.yaml").read_text(encoding="utf-8") if (run / "recipe.yaml").is_file() else ""
+    raw = (yaml.safe_load(recipe) or {}) if recipe else {}
+    trade = sec.headline(summary)
     head, rows = _table(summary)
-    figs = _figures(run, summary)
-    md = [f"# mkd report: {summary['recipe']}", "", f"Machine: {summary['machine']}", "",
-          "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    md += ["| " + " | ".join(r) + " |" for r in rows]
-    if summary.get("transfer"):
-        md += ["", "Transfer set: " + "; ".join(f"{t}: " + ", ".join(f"{k} {v}" for k, v in c.items())
-                                                 for t, c in summary["transfer"].items())]
+    kept_head, kept = sec.retained_table(summary)
+    times_head, times = sec.stage_times(run, summary)
+    machine = sec.machine_text(summary, raw if isinstance(raw, dict) else {})
+    changes = sec.recipe_changes(recipe) if recipe else ""
+    figs = figs_.figures(summary, bench)
+    transfer = "; ".join(f"{t}: " + ", ".join(f"{k} {v}" for k, v in c.items())
+                         for t, c in (summary.get("transfer") or {}).items())
+    sections = [("Quality kept, per task (student test score as a share of the teacher's)", kept_head, kept),
+                ("Every model", head, rows), ("Stage times", times_head, times)]
+    md = [*(f"**{line}**  " for line in trade), "", f"# mkd report: {summary['recipe']}", ""]
+    for title, h, r in sections:
+        md += [f"## {title}", "", *_md_table(h, r), ""]
+    md += [f"Transfer set: {transfer}", ""] if transfer else []
+    md += ["## Machine", "", machine, "", "## Recipe (what differs from the defaults)", "", "```yaml",
+           changes.rstrip(), "```", "", "Full resolved recipe: recipe.yaml", ""]
     if summary.get("teachers"):
-        md += ["", "Teachers: " + "; ".join(f"{t}: {e['kind']} {e['source']}" for t, e in summary["teachers"].items())]
-    precision = "; ".join(f"{n} {m['precision']}" for n, m in summary["models"].items() if m.get("precision"))
-    if precision:
-        md += ["", f"Precision (training and scoring): {precision}"]
-    md += ["", "## Recipe", "", "```yaml", recipe.rstrip(), "```", ""]
+        md += ["Teachers: " + "; ".join(f"{t}: {e['kind']} {e['source']}" for t, e in summary["teachers"].items()), ""]
     write_text(run / "report.md", "\n".join(md))
-    table = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-    images = "".join(f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='data:image/png;base64,{b}'/>"
-                     for t, b in figs.items())
+    body = "<div class='trades'>" + "".join(f"<p class='trade'>{html.escape(line)}</p>" for line in trade) + "</div>"
+    body += f"<h1>mkd report: {html.escape(summary['recipe'])} ({len(summary['models'])} models)</h1>"
+    for title, h, r in sections[:2]:
+        body += f"<h2>{html.escape(title)}</h2>{_html_table(h, r)}"
+    body += "".join(f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='data:image/png;base64,{b}'/>"
+                    for t, b in figs.items())
+    title, h, r = sections[2]
+    body += f"<h2>{html.escape(title)}</h2>{_html_table(h, r)}"
+    if transfer:
+        body += f"<p class='note'>Transfer set: {html.escape(transfer)}</p>"
+    body += _teachers_html(summary)
+    body += f"<h2>Machine</h2><p>{html.escape(machine)}</p>"
+    body += (f"<h2>Recipe: what differs from the defaults</h2><pre>{html.escape(changes)}</pre>"
+             f"<details><summary>The full resolved recipe</summary><pre>{html.escape(recipe)}</pre></details>")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>mkd report: {html.escape(summary['recipe'])}"
-            "</title><style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}</style></head><body>"
-            f"<h1>mkd report: {html.escape(summary['recipe'])}</h1>"
-            f"<p>Machine: {html.escape(str(summary['machine']))}</p>"
-            + (f"<p>Precision (training and scoring): {html.escape(precision)}</p>" if precision else "")
-            + f"<table>{table}</table>{_teachers_html(summary)}{images}"
-            f"<h2>Recipe</h2><pre>{html.escape(recipe)}</pre></body></html>")
+            f"</title><style>{STYLE}</style></head><body>{body}</body></html>")
     write_text(run / "report.html", page)
     return run / "report.html"

@@ -251,17 +251,23 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
         raise MkdError(f"unlabelled file {path} is not UTF-8 text", "re-encode it as UTF-8") from None
 
 
-def read_unlabelled(spec: TaskSpec, raw_path: str) -> Iterator[Example]:
+def read_unlabelled(spec: TaskSpec, raw_path: str, columns: tuple[str, ...] | None = None) -> Iterator[Example]:
     """A user's unlabelled texts: .txt (one text a line), .tsv (one column per text field, an optional
-    header naming them), or .csv/.jsonl/.json with the task's text fields as columns."""
+    header naming them), or .csv/.jsonl/.json with the task's text fields (or `columns`) as columns."""
     from mkd.tasks.files import _resolve, _rows
 
     path = _resolve(raw_path)
     if not path.is_file():
         raise MkdError(f"unlabelled file {path} not found", "check the path under the task's unlabelled:")
     prefix = f"{spec.name}:unlabelled:{path.stem}"
-    width = len(spec.text_fields)
+    fields = tuple(columns or spec.text_fields)
+    if len(fields) != len(spec.text_fields):
+        raise MkdError(f"unlabelled file {path}: {len(fields)} text column(s) named, task {spec.name} reads "
+                       f"{len(spec.text_fields)}", "name as many columns under text_fields: as the task has")
+    width = len(fields)
     suffix = path.suffix.lower()
+    if suffix == ".txt" and spec.join is not None:  # a joined task: each line is already one text
+        width = 1
     if suffix in (".txt", ".tsv"):
         if suffix == ".txt" and width != 1:
             raise MkdError(f"unlabelled file {path}: task {spec.name} takes text pairs",
@@ -270,16 +276,20 @@ def read_unlabelled(spec: TaskSpec, raw_path: str) -> Iterator[Example]:
             if not line.strip():
                 continue
             cols = line.split("\t") if suffix == ".tsv" else [line]
-            if n == 1 and tuple(c.strip() for c in cols) == spec.text_fields:
+            if n == 1 and tuple(c.strip() for c in cols) == fields:
                 continue  # header row
             if len(cols) != width:
                 raise MkdError(f"unlabelled file {path} line {n} has {len(cols)} columns, expected {width}",
-                               f"write {' <tab> '.join(spec.text_fields)} on each line")
-            yield Example(f"{prefix}:{n}", tuple(cols), None)
+                               f"write {' <tab> '.join(fields)} on each line")
+            if all(c.strip() for c in cols):
+                yield Example(f"{prefix}:{n}", spec.texts_of(tuple(cols)), None)
         return
     for where, row in _rows(path):
-        missing = [c for c in spec.text_fields if c not in row]
+        missing = [c for c in fields if c not in row]
         if missing:
-            raise MkdError(f"{where}: no column '{missing[0]}'", f"give the columns {', '.join(spec.text_fields)}")
-        texts = tuple("" if row[c] is None else str(row[c]) for c in spec.text_fields)
-        yield Example(f"{prefix}:{where.rsplit(' ', 1)[-1]}", texts, None)
+            raise MkdError(f"{where}: no column '{missing[0]}' (columns: {', '.join(map(str, row))})",
+                           f"name the text column(s) of this file: unlabelled: [{{path: {raw_path}, "
+                           f"text_fields: [...]}}]")
+        texts = tuple("" if row[c] is None else str(row[c]) for c in fields)
+        if all(t.strip() for t in texts):  # a blank text carries nothing to learn
+            yield Example(f"{prefix}:{where.rsplit(' ', 1)[-1]}", spec.texts_of(texts), None)

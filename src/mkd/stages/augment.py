@@ -44,7 +44,7 @@ def task_fingerprint(recipe: Recipe, task: TaskConfig) -> str:
     data = {"version": AUGMENT_VERSION, "seed": recipe.seed, "task": task.model_dump(mode="json"),
             "augment": augment_config(recipe, task).model_dump(mode="json"),
             "shard_size": recipe.transfer.shard_size, "tagger": "spacy-en-md",
-            "files": [_stats(p) for p in (task.train, task.dev, task.test, *task.unlabelled)]}
+            "files": [_stats(p) for p in (task.train, task.dev, task.test, *(u for u, _ in task.unlabelled_files()))]}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -56,7 +56,7 @@ def manifest_fingerprint(folder: Path) -> str | None:
 
 
 def _check_stems(task: TaskConfig) -> None:
-    stems = [Path(p).stem for p in task.unlabelled]
+    stems = [Path(p).stem for p, _ in task.unlabelled_files()]
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:
         raise MkdError(f"task {task.name}: two unlabelled files are named '{dupes[0]}' (ids would clash)",
@@ -74,8 +74,8 @@ def build_task(recipe: Recipe, task: TaskConfig, folder: Path, fingerprint: str,
     if cfg.enabled and (cfg.n_iter is None or cfg.n_iter > 0):
         tagger = tagger or spacy_tagger(recipe.fetch_missing)
         augmenter = TaskAugmenter(task.name, train, cfg, recipe.seed, tagger)
-    for path in task.unlabelled:  # read through once first: a bad file fails before anything is written
-        for _ in read_unlabelled(spec, path):
+    for path, columns in task.unlabelled_files():  # read through once first: a bad file fails before writing
+        for _ in read_unlabelled(spec, path, columns):
             pass
     claim_run(recipe)
     with atomic_dir(folder) as tmp:
@@ -85,8 +85,8 @@ def build_task(recipe: Recipe, task: TaskConfig, folder: Path, fingerprint: str,
             writer.add(example, "original")
             for copy in copies:
                 writer.add(copy, "augmented", example.id)
-        for path in task.unlabelled:
-            for example in read_unlabelled(spec, path):
+        for path, columns in task.unlabelled_files():
+            for example in read_unlabelled(spec, path, columns):
                 writer.add(example, "unlabelled")
         manifest = write_manifest(tmp, spec, fingerprint, writer, augment=cfg.model_dump(mode="json"),
                                   n_iter=augmenter.per_example() if augmenter else 0)

@@ -28,8 +28,9 @@ from mkd.stages.common import (
     say,
     seed_everything,
     table_lines,
-    work_dir,
 )
+from mkd.stages.lineage import replacing
+from mkd.stages.resume import finish_work, prepare_work
 from mkd.tasks import TaskData, load_recipe_tasks
 from mkd.train.loop import FitResult, fit
 from mkd.train.losses import Loss, distillation_loss
@@ -55,14 +56,14 @@ def _read(run: Path, names: list[str]) -> dict:
 
 def _train_and_save(recipe: Recipe, model: MkdModel, tasks: dict[str, TaskData], train: dict[str, EncodedSplit],
                     loss: Loss, cfg: TrainConfig, out: Path, stage: str, fingerprint: str, resume: bool,
-                    started: float) -> FitResult:
+                    started: float, restart: bool = False) -> FitResult:
     run = recipe.run_dir
     specs = {t: tasks[t].spec for t in train}
     dev = {t: model.encode(specs[t], tasks[t].split("dev")) for t in train}
     claim_run(recipe)
     # one scratch folder per output folder, so students of one run can train side by side
     parts = out.relative_to(run).parts if out.is_relative_to(run) else (out.name,)
-    work = work_dir(run, "-".join((stage, *parts)), resume)
+    work, resume = prepare_work(run, "-".join((stage, *parts)), fingerprint, resume, restart)
     result = fit(model, specs, train, dev, loss, cfg, work, student_seed(recipe), fingerprint, resume,
                  f"{stage} {out.name}")
     per_split = {"dev": evaluate_tasks(model, specs, dev, cfg.eval_batch_size, precision=result.precision)}
@@ -70,19 +71,29 @@ def _train_and_save(recipe: Recipe, model: MkdModel, tasks: dict[str, TaskData],
     if test:
         per_split["test"] = evaluate_tasks(model, specs, test, cfg.eval_batch_size, precision=result.precision)
     if dist.is_main():
-        with atomic_dir(out) as tmp:
+        with replacing(run, out, stage), atomic_dir(out) as tmp:
             model.save(tmp)
             write_json(tmp / "metrics.json", metrics_document(per_split, precision=result.precision))
-            recipe.save(tmp)
+            _with_real_dims(recipe, model).save(tmp)
             copy_logs(work, tmp)
             mark_done(tmp, stage, fingerprint, started, steps=result.steps, best_step=result.best_step,
                       train_seconds=round(result.wall_seconds, 2), stopped_early=result.stopped_early,
                       parameters=model.count_parameters(), precision=result.precision)
     dist.barrier()
+    finish_work(work)
     for line in table_lines(per_split, sorted(specs)):
         say(line)
     say(f"{stage}: wrote {out} in {time.time() - started:.0f}s")
     return result
+
+
+def _with_real_dims(recipe: Recipe, model: MkdModel) -> Recipe:
+    """The recipe as saved beside a student: its embedding_dim is the one the model has (50 for
+    GloVe-50d), not the setting for random vectors."""
+    dim = getattr(model, "embedding_dim", None)
+    if not isinstance(dim, int) or recipe.student.embedding_dim == dim:
+        return recipe
+    return recipe.model_copy(update={"student": recipe.student.model_copy(update={"embedding_dim": dim})})
 
 
 def student_seed(recipe: Recipe) -> int:
@@ -93,7 +104,7 @@ def finetuned_folder(student_folder: str) -> str:
     return "finetuned" if student_folder == "student" else f"{student_folder}-finetuned"
 
 
-def distill(recipe: Recipe, resume: bool = False, force: bool = False) -> Path:
+def distill(recipe: Recipe, resume: bool = False, force: bool = False, restart: bool = False) -> Path:
     from mkd.models.students import build_student
 
     run = run_dir(recipe, force)
@@ -118,11 +129,12 @@ def distill(recipe: Recipe, resume: bool = False, force: bool = False) -> Path:
         "without embeddings) on " + ", ".join(f"{t} ({len(train[t])} transfer)" for t in names))
     cfg = recipe.distill
     loss = distillation_loss(cfg.loss, cfg.temperature, cfg.alpha)
-    _train_and_save(recipe, model, tasks, train, loss, cfg.train, out, "distill", fingerprint, resume, started)
+    _train_and_save(recipe, model, tasks, train, loss, cfg.train, out, "distill", fingerprint, resume, started,
+                    restart)
     return out
 
 
-def finetune(recipe: Recipe, resume: bool = False, force: bool = False) -> list[Path]:
+def finetune(recipe: Recipe, resume: bool = False, force: bool = False, restart: bool = False) -> list[Path]:
     """One continued training per target task from the multi-task student (teacher logits plus
     gold labels where present, weighted by finetune.alpha)."""
     run = run_dir(recipe, force)
@@ -149,6 +161,7 @@ def finetune(recipe: Recipe, resume: bool = False, force: bool = False) -> list[
         model = load_model(student, tasks=targets)
         train = _transfer(model, tasks, _read(run, [t]))
         loss = distillation_loss(recipe.distill.loss, recipe.distill.temperature, cfg.alpha)
-        _train_and_save(recipe, model, tasks, train, loss, cfg.train, out, "finetune", fingerprint, resume, started)
+        _train_and_save(recipe, model, tasks, train, loss, cfg.train, out, "finetune", fingerprint, resume, started,
+                        restart)
         outs.append(out)
     return outs

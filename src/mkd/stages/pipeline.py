@@ -13,6 +13,7 @@ from mkd.config import Recipe
 from mkd.errors import MkdError
 from mkd.io import read_json, write_json
 from mkd.stages.common import is_fresh, mark_done, run_dir, say
+from mkd.stages.preflight import check_inputs
 from mkd.teachers.evaluate import evaluate_teachers, needs_run_teacher, own_teachers, teacher_entry
 
 
@@ -96,8 +97,9 @@ def summarize(recipe: Recipe) -> dict[str, Any]:
             "examples_per_s_batch_1": round(sum(speeds1) / len(speeds1), 1) if speeds1 else None,
             "onnx_examples_per_s": round(sum(ort) / len(ort), 1) if ort else None,
             **best_serving(bench.get("tasks", {}), name, big),
-            "train_seconds": stage.get("train_seconds"),
+            "train_seconds": stage.get("train_seconds"), "wall_seconds": stage.get("wall_seconds"),
             "precision": stage.get("precision"),  # the arithmetic it was trained and scored at
+            "status": model_status(recipe, name, folder),
         }
     joined = teacher_entry(recipe, run, models, bench, big)  # the teachers that labelled the tasks
     if joined is not None:
@@ -112,7 +114,10 @@ def summarize(recipe: Recipe) -> dict[str, Any]:
         manifest = run / "transfer" / t.name / "manifest.json"
         if manifest.is_file():
             transfer[t.name] = read_json(manifest).get("counts", {})
+    from mkd.report_sections import cpu_name
+
     summary = {"recipe": recipe.name, "seed": recipe.seed, "machine": bench.get("machine", machine()),
+               "cpu": cpu_name(),
                "batch_size_for_speed": big, "models": models, "transfer": transfer}
     if joined is not None:
         summary["teachers"] = own_teachers(recipe, run)
@@ -133,6 +138,21 @@ def best_serving(tasks: dict[str, Any], name: str, big: int) -> dict[str, Any]:
             "path_examples_per_s": speeds}
 
 
+def model_status(recipe: Recipe, name: str, folder: Path) -> str:
+    """"current", or why a model of the run folder is not what the current recipe makes."""
+    from mkd.stages.distill import finetuned_folder
+    from mkd.stages.lineage import stale_reason
+
+    stale = stale_reason(folder)
+    if stale:
+        return f"stale: {stale}"
+    own = {"teacher", recipe.student.folder}
+    if recipe.finetune.enabled:
+        tuned = finetuned_folder(recipe.student.folder)
+        own |= {f"{tuned}/{t}" for t in recipe.finetune.tasks or [t.name for t in recipe.tasks]}
+    return "current" if name in own else "from another recipe"
+
+
 def print_table(summary: dict[str, Any]) -> None:
     tasks = sorted({t for m in summary["models"].values() for t in m["tasks"]})
     head = f"{'model':24s} " + " ".join(f"{t[:14]:>14s}" for t in tasks)
@@ -149,10 +169,13 @@ def print_table(summary: dict[str, Any]) -> None:
         best = m.get("best_examples_per_s") or m["examples_per_s"]
         speed = f"{best:8.0f}" if best else f"{'-':>8s}"
         up = f"{m['speedup_vs_teacher']:7.1f}x" if m["speedup_vs_teacher"] else f"{'-':>8s}"
+        status = m.get("status", "current")
+        if status != "current":
+            name = f"{name} ({status.split(':')[0]})"
         say(f"{name:24s} " + " ".join(cells) + f" {score} {size} {speed} {up}")
 
 
-def run_all(recipe: Recipe, force: bool = False) -> dict[str, Any]:
+def run_all(recipe: Recipe, force: bool = False, resume: bool = False, restart: bool = False) -> dict[str, Any]:
     """teach, augment, label, distill, finetune (if asked), bench, summary, report."""
     from mkd.report import write_report
     from mkd.stages.augment import augment
@@ -161,20 +184,28 @@ def run_all(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     from mkd.stages.teach import teach
 
     run = run_dir(recipe, force)
-    steps: list[tuple[str, Any]] = [("teach", lambda: teach(recipe, force=force))] if needs_run_teacher(recipe) else []
+    started = time.time()
+    check_inputs(recipe)  # every input of every stage, before the teacher trains; nothing is written
+    say(f"checked every input in {time.time() - started:.1f}s")
+    again = {"resume": resume, "restart": restart}  # label resumes by its finished shards on its own
+    steps: list[tuple[str, Any]] = ([("teach", lambda: teach(recipe, force=force, **again))]
+                                    if needs_run_teacher(recipe) else [])
     if not steps:
         say("teach: skipped, every task has its own teacher (transfer.teachers)")
     steps += [("augment", lambda: augment(recipe, force=force)),
-                                    ("label", lambda: label(recipe, force=force)),
-                                    ("distill", lambda: distill(recipe, force=force))]
+              ("label", lambda: label(recipe, force=force)),
+              ("distill", lambda: distill(recipe, force=force, **again))]
     if recipe.finetune.enabled:
-        steps.append(("finetune", lambda: finetune(recipe, force=force)))
+        steps.append(("finetune", lambda: finetune(recipe, force=force, **again)))
     steps.append(("bench", lambda: bench_stage(recipe, force=force)))
     steps.append(("teachers", lambda: evaluate_teachers(recipe, force=force)))
+    times = {}
     for name, step in steps:
         started = time.time()
         step()
-        say(f"[{name}] done in {time.time() - started:.1f}s")
+        times[name] = round(time.time() - started, 2)
+        say(f"[{name}] done in {times[name]:.1f}s")
+    write_json(run / "times.json", times)  # the report's stage times of this `mkd run`
     summary = summarize(recipe)
     html = write_report(run)
     print_table(summary)

@@ -22,14 +22,15 @@ from mkd.stages.common import (
     say,
     seed_everything,
     table_lines,
-    work_dir,
 )
+from mkd.stages.lineage import replacing
+from mkd.stages.resume import finish_work, prepare_work
 from mkd.tasks import load_recipe_tasks
 from mkd.train.loop import fit
 from mkd.train.losses import gold_loss
 
 
-def teach(recipe: Recipe, resume: bool = False, force: bool = False) -> Path:
+def teach(recipe: Recipe, resume: bool = False, force: bool = False, restart: bool = False) -> Path:
     run = run_dir(recipe, force)
     out = run / "teacher"
     fingerprint = recipe.section_hash("tasks", "teacher") + data_stamp(recipe)
@@ -46,14 +47,14 @@ def teach(recipe: Recipe, resume: bool = False, force: bool = False) -> Path:
     train, dev = encode_splits(model, tasks, "train"), encode_splits(model, tasks, "dev")
     say(f"teach: {cfg.model} on " + ", ".join(f"{t} ({len(train[t])} train)" for t in sorted(train)))
     claim_run(recipe)
-    work = work_dir(run, "teacher", resume)
+    work, resume = prepare_work(run, "teacher", fingerprint, resume, restart)
     result = fit(model, specs, train, dev, gold_loss, cfg.train, work, recipe.seed, fingerprint, resume, "teach")
     per_split = {"dev": evaluate_tasks(model, specs, dev, cfg.train.eval_batch_size, precision=result.precision)}
     test = encode_splits(model, tasks, "test")
     if test:
         per_split["test"] = evaluate_tasks(model, specs, test, cfg.train.eval_batch_size, precision=result.precision)
     if dist.is_main():
-        with atomic_dir(out) as tmp:
+        with replacing(run, out, "teach"), atomic_dir(out) as tmp:
             model.save(tmp)
             write_json(tmp / "metrics.json", metrics_document(per_split, precision=result.precision))
             recipe.save(tmp)
@@ -62,6 +63,7 @@ def teach(recipe: Recipe, resume: bool = False, force: bool = False) -> Path:
                       train_seconds=round(result.wall_seconds, 2), stopped_early=result.stopped_early,
                       precision=result.precision)
     dist.barrier()
+    finish_work(work)
     for line in table_lines(per_split, sorted(specs)):
         say(line)
     say(f"teach: wrote {out} in {time.time() - started:.0f}s")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from mkd.config import Recipe, TaskConfig
 from mkd.errors import MkdError
+from mkd.tasks.blank import drop_blank
 from mkd.tasks.catalog import CATALOG, resolve_spec
 from mkd.tasks.sources import SOURCES
 from mkd.tasks.split import subsample
@@ -17,11 +20,15 @@ def _register_sources() -> None:
     from mkd.tasks import builtin, files, glue  # noqa: F401
 
 
-def load_task(cfg: TaskConfig, seed: int = 13, fetch_missing: bool = False) -> TaskData:
-    """The examples of one recipe task, subsampled as the recipe says, checked for sanity."""
+def load_task(cfg: TaskConfig, seed: int = 13, fetch_missing: bool = False, blank: str = "drop") -> TaskData:
+    """The examples of one recipe task, blank texts dropped (or refused), subsampled as the recipe
+    says, checked for sanity."""
     _register_sources()
     spec = resolve_spec(cfg)
     splits = SOURCES.get(spec.source)(spec, cfg, seed, fetch_missing)
+    if spec.join is not None:  # sources read the columns; a joined task sees one text
+        splits = {k: [replace(e, texts=spec.texts_of(e.texts)) for e in v] for k, v in splits.items()}
+    splits = drop_blank(spec.name, splits, blank)
     limits = {"train": cfg.max_train, "dev": cfg.max_dev, "test": cfg.max_test}
     for name, items in splits.items():
         limit = limits.get(name, cfg.max_test if name.startswith("test") else None)
@@ -34,4 +41,4 @@ def load_task(cfg: TaskConfig, seed: int = 13, fetch_missing: bool = False) -> T
 
 
 def load_recipe_tasks(recipe: Recipe) -> dict[str, TaskData]:
-    return {t.name: load_task(t, recipe.seed, recipe.fetch_missing) for t in recipe.tasks}
+    return {t.name: load_task(t, recipe.seed, recipe.fetch_missing, recipe.blank_texts) for t in recipe.tasks}

@@ -45,6 +45,8 @@ def resolve_spec(cfg: TaskConfig) -> TaskSpec:
     """The declaration of a recipe's task: the catalog's, with the recipe's fields on top; a task
     the catalog does not know must be declared in full (source: files)."""
     base = CATALOG.get(cfg.name)
+    if base is not None and cfg.source == "files":
+        base = None  # a task read from the user's own files is the user's own declaration, whatever its name
     if base is None:
         if cfg.source not in ("files", "hub"):
             raise MkdError(
@@ -53,8 +55,11 @@ def resolve_spec(cfg: TaskConfig) -> TaskSpec:
             )
         where = "train" if cfg.source == "files" else "hub_name"
         missing = [k for k in (where, "text_fields", "type") if getattr(cfg, k) is None]
+        own = (f" (with its own source: {cfg.source} it is your own task, not the built-in {cfg.name})"
+               if cfg.name in CATALOG else "")
         if missing:
-            raise MkdError(f"task {cfg.name}: a {cfg.source} task needs {', '.join(missing)}", "add them to the task")
+            raise MkdError(f"task {cfg.name}: a {cfg.source} task needs {', '.join(missing)}{own}",
+                           "add them to the task" + (", or rename it" if own else ""))
         if cfg.type == "classification" and not cfg.labels:
             raise MkdError(f"task {cfg.name}: a classification task needs labels", "list them under labels:")
         base = TaskSpec(cfg.name, tuple(cfg.text_fields or ()), cfg.type or "classification")
@@ -79,6 +84,10 @@ def resolve_spec(cfg: TaskConfig) -> TaskSpec:
         spec = replace(spec, metrics=tuple(cfg.metrics), primary=cfg.primary or cfg.metrics[0])
     elif cfg.primary:
         spec = replace(spec, primary=cfg.primary)
+    if cfg.join is not None:
+        if len(spec.text_fields) < 2:
+            raise MkdError(f"task {spec.name}: join needs two text_fields to join", "remove join: or name two columns")
+        spec = replace(spec, join=cfg.join)
     files = {k: v for k in ("train", "dev", "test") if (v := getattr(cfg, k))}
     if files:
         spec = replace(spec, files=files)
@@ -101,3 +110,7 @@ def _check(spec: TaskSpec) -> None:
         raise MkdError(f"task {spec.name}: a regression task has no labels", "remove labels:")
     if spec.type == "classification" and len(spec.labels) < 2:
         raise MkdError(f"task {spec.name}: a classification task needs at least 2 labels", "list them")
+    binary = [m for m in spec.metrics if m == "f1"]  # binary F1 of the positive label
+    if binary and len(spec.labels) != 2:
+        raise MkdError(f"task {spec.name}: metric {binary[0]} is for 2 labels, the task has {len(spec.labels)}",
+                       "use accuracy or macro_f1 under metrics:")

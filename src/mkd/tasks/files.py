@@ -67,19 +67,29 @@ def _read_text(path: Path) -> str:
 def _table_rows(path: Path, text: str, delimiter: str) -> Iterator[Row]:
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    start = 1  # the line where the record being read starts (a quoted field may span lines)
     try:
         header = [h.strip() for h in next(reader, [])]
+        start = reader.line_num + 1
         for row in reader:
+            first, start = start, reader.line_num + 1
             if not row:  # blank line
                 continue
             if len(row) != len(header):
-                raise MkdError(f"data file {path} line {reader.line_num} has {len(row)} columns, "
-                               f"the header has {len(header)}",
+                raise MkdError(f"data file {path} line {first} has {len(row)} columns, the header has "
+                               f"{len(header)}" + _spanned(first, reader.line_num),
                                "quote fields that contain the delimiter, or fix the row")
-            yield f"{path.name} line {reader.line_num}", dict(zip(header, row, strict=True))
+            yield f"{path.name} line {first}", dict(zip(header, row, strict=True))
     except csv.Error as e:
-        raise MkdError(f"data file {path} line {reader.line_num} is malformed ({e})",
+        raise MkdError(f"data file {path} line {start} is malformed ({e}){_spanned(start, reader.line_num)}",
                        "fix the quoting there") from None
+
+
+def _spanned(first: int, last: int) -> str:
+    """A record read over several lines is, in a user's file, mostly an unbalanced quote."""
+    if last <= first:
+        return ""
+    return f" (a quoted field opened on line {first} runs to line {last}: an unbalanced quote?)"
 
 
 def _json_rows(path: Path, text: str, array_ok: bool) -> Iterator[Row]:

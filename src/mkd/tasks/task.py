@@ -24,10 +24,20 @@ class TaskSpec:
     label_field: str = "label"
     files: dict[str, str] = field(default_factory=dict)
     group_field: str | None = None  # rows sharing it stay in one carved split (e.g. the premise)
+    join: str | None = None  # the text_fields joined into one text with this separator (not a pair)
 
     @property
     def is_pair(self) -> bool:
-        return len(self.text_fields) == 2
+        return len(self.text_fields) == 2 and self.join is None
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The names of the model's inputs: the text_fields, or one "a+b" when they are joined."""
+        return ("+".join(self.text_fields),) if self.join is not None else self.text_fields
+
+    def texts_of(self, values: tuple[str, ...]) -> tuple[str, ...]:
+        """The model's texts from the text_fields' values (joined when the task says so)."""
+        return (self.join.join(values),) if self.join is not None and len(values) > 1 else values
 
     @property
     def num_outputs(self) -> int:

@@ -27,6 +27,7 @@ from mkd.precision import autocast, resolve
 from mkd.progress import progress_bar
 from mkd.tasks.task import TaskSpec
 from mkd.train.checkpoint import TrainState, load_checkpoint, save_checkpoint, save_weights
+from mkd.train.interrupt import Interrupted, current_stop, deferred_signals, note_checkpoint
 from mkd.train.losses import Loss
 
 
@@ -131,7 +132,14 @@ class _Logs:
             w.writerow({"step": step, "epoch": epoch, "task": "macro", "metric": "macro", "value": result["macro"]})
 
 
-def fit(
+def fit(*args, **kwargs) -> FitResult:
+    """Train `model` in place (see `_fit`); a first Ctrl-C or SIGTERM ends the current step, saves a
+    checkpoint and raises `Interrupted` instead of stopping mid-step."""
+    with deferred_signals():
+        return _fit(*args, **kwargs)
+
+
+def _fit(
     model: torch.nn.Module,
     specs: dict[str, TaskSpec],
     train: dict[str, EncodedSplit],
@@ -196,6 +204,9 @@ def fit(
     if state.step and accelerator.is_main_process:
         bar.note(f"resumed from the checkpoint of step {state.step} of {total}")
     model.train()
+    stop = current_stop()  # Ctrl-C / SIGTERM (see `fit`): finish the step, checkpoint, then stop
+    saved_at, saved_time = state.step, time.monotonic()
+    every_s = (cfg.checkpoint_minutes or 0) * 60
     while state.step < total and not state.stopped_early:
         epoch, pos, task, idx = next(stream)
         mine = share(idx, world, rank)
@@ -257,9 +268,17 @@ def fit(
                     state.stopped_early = True
             if accelerator.is_main_process:
                 bar.note(f"step {state.step}: dev macro {dev_result['macro']:.2f} (best {state.best_score:.2f})")
-        if (state.step % ckpt_every == 0 or state.step == total or state.stopped_early) and accelerator.is_main_process:
+        due = state.step % ckpt_every == 0 or state.step == total or state.stopped_early or bool(stop) or (
+            every_s > 0 and time.monotonic() - saved_time >= every_s)
+        if due and state.step != saved_at and accelerator.is_main_process:
             save_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler, state, fingerprint)
+            note_checkpoint(ckpt_dir, state.step, total, desc)
+        if due:
+            saved_at, saved_time = state.step, time.monotonic()
         accelerator.wait_for_everyone()
+        if stop:
+            bar.close()
+            raise Interrupted(stop.signum or 2)
     bar.close()
     final = accelerator.unwrap_model(model)
     if best_path.exists():

@@ -33,6 +33,7 @@ from mkd.models.students.wordlevel import MLPHeads, SubwordTokens
 from mkd.tasks.task import Example, TaskSpec
 
 POOLINGS = ("mean", "weighted")
+DEFAULT_DIM = 256  # PCA width when student.embedding_dim is not set (the demo's measured best)
 HEADS = ("mlp", "linear")
 _ONE = float(np.log(np.expm1(1.0)))  # softplus(_ONE) == 1: every token starts with weight 1
 
@@ -143,7 +144,7 @@ class StaticStudent(MkdModel):
         for ids in _chunks(tokens, texts, cfg.max_length):
             for i, c in Counter(ids).items():
                 counts[i] += c
-        dim = min(cfg.embedding_dim, encoder.config.hidden_size)  # type: ignore[union-attr]
+        dim = min(cfg.embedding_dim or DEFAULT_DIM, encoder.config.hidden_size)  # type: ignore[union-attr]
         if cfg.embeddings == "random":
             matrix = torch.randn(n, dim) * 0.1
             source = "random"

@@ -128,7 +128,7 @@ def teacher_vectors(teacher_folder: Path, inputs: Sequence[Sequence[int]], dim: 
     return vectors
 
 
-def teacher_word_matrix(teacher_folder: Path, words: Sequence[str], dim: int, skip: int = 2
+def teacher_word_matrix(teacher_folder: Path, words: Sequence[str], dim: int | None, skip: int = 2
                         ) -> tuple[torch.Tensor, dict[str, object]]:
     """(len(words), dim) table of a word vocabulary: each word through the teacher as its subword
     pieces. The first `skip` words (<pad>, <unk>) are not words: <pad> is zero, <unk> the vector of
@@ -138,7 +138,7 @@ def teacher_word_matrix(teacher_folder: Path, words: Sequence[str], dim: int, sk
     pieces = tokenizer(list(words[skip:]), add_special_tokens=False,  # type: ignore[operator]
                        return_attention_mask=False)["input_ids"]
     inputs = [[unk], *[p or [unk] for p in pieces]]
-    dim = min(dim, encoder.config.hidden_size)  # type: ignore[union-attr]
+    dim = min(dim or encoder.config.hidden_size, encoder.config.hidden_size)  # type: ignore[union-attr]
     vectors = teacher_vectors(teacher_folder, inputs, dim, (encoder, tokenizer))
     matrix = torch.zeros(len(words), dim)
     matrix[skip - 1:] = torch.from_numpy(vectors)

@@ -234,8 +234,11 @@ class WordStudent(MkdModel):
             matrix, described = teacher_word_matrix(teacher_folder, tokens.words, cfg.embedding_dim)
         else:
             tokens = WordVocab.build(texts, cfg.min_count)
-            matrix, info = word_matrix(cfg.embeddings, tokens.words, cfg.embedding_dim, fetch_missing)
+            matrix, info = word_matrix(cfg.embeddings, tokens.words, cfg.embedding_dim or 300, fetch_missing)
             described = info.as_dict()
+        if cfg.embedding_dim and cfg.embedding_dim != matrix.shape[1]:
+            raise MkdError(f"student.embedding_dim is {cfg.embedding_dim}, but {cfg.embeddings} vectors have "
+                           f"{matrix.shape[1]} dimensions", "remove student.embedding_dim (the vectors set it)")
         model = cls(specs, tokens, matrix.shape[0], matrix.shape[1], cfg.hidden_size, cfg.num_layers, cfg.dropout,
                     cfg.max_length, cfg.freeze_embeddings, described)
         with torch.no_grad():

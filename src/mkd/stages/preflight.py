@@ -1,0 +1,80 @@
+"""Before anything trains: open every input of every stage and check it, in seconds, writing nothing.
+
+A wrong path or column in an unlabelled file, a missing word-vector asset or a foreign teacher folder
+would otherwise surface only when its stage starts, after the teacher has trained for minutes or hours,
+leaving a half-made run folder. `mkd run` calls `check_inputs` first; each problem is the same one-line
+error its stage would give (a missing column lists the columns that exist).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mkd.config import Recipe
+from mkd.errors import MkdError, did_you_mean
+
+
+def check_inputs(recipe: Recipe) -> None:
+    """Task files (columns, labels), unlabelled files, the teacher, per-task teachers, vectors."""
+    from mkd.data.transfer import read_unlabelled
+    from mkd.models.pretrained import resolve
+    from mkd.stages.augment import augment_config
+    from mkd.tasks import load_recipe_tasks
+
+    tasks = load_recipe_tasks(recipe)
+    for cfg in recipe.tasks:
+        for path, columns in cfg.unlabelled_files():
+            for _ in read_unlabelled(tasks[cfg.name].spec, path, columns):
+                pass
+    resolve(recipe.teacher.model, recipe.fetch_missing)
+    _check_teachers(recipe, set(tasks))
+    _check_student(recipe)
+    if any(_augments(augment_config(recipe, t)) for t in recipe.tasks):
+        from mkd.assets import asset_path
+
+        asset_path("spacy-en-md", recipe.fetch_missing)  # the tagger of Tang et al.'s rules
+    unknown = [t for t in recipe.finetune.tasks or [] if t not in tasks]
+    if recipe.finetune.enabled and unknown:
+        raise MkdError(f"finetune.tasks names {unknown[0]}, which is not a task of the recipe", "fix finetune.tasks")
+
+
+def _augments(cfg) -> bool:
+    return cfg.enabled and (cfg.n_iter is None or cfg.n_iter > 0)
+
+
+def _check_teachers(recipe: Recipe, tasks: set[str]) -> None:
+    for task, raw in (recipe.transfer.teachers or {}).items():
+        if task not in tasks:
+            raise MkdError(f"transfer.teachers names task '{task}', which is not in the recipe",
+                           did_you_mean(task, tasks))
+        folder = Path(raw).expanduser()
+        meta = folder / "mkd.json"
+        if not (folder / "model.safetensors").is_file() or not meta.is_file():
+            raise MkdError(f"teacher folder {folder} for task {task} holds no mkd model",
+                           "fix transfer.teachers in the recipe")
+        try:
+            heads = json.loads(meta.read_text(encoding="utf-8")).get("tasks", {})
+        except (OSError, ValueError):
+            raise MkdError(f"{meta} is not valid JSON", "retrain or restore that teacher") from None
+        if task not in heads:
+            raise MkdError(f"teacher folder {folder} has no head for task {task} (it has {', '.join(sorted(heads))})",
+                           "fix transfer.teachers in the recipe")
+
+
+def _check_student(recipe: Recipe) -> None:
+    from mkd.assets import asset_path
+    from mkd.models.pretrained import resolve
+    from mkd.models.students import student_names
+    from mkd.models.students.embeddings import VECTORS, check_source
+
+    cfg = recipe.student
+    names = student_names()
+    if cfg.type not in names:
+        raise MkdError(f"unknown student.type '{cfg.type}'", did_you_mean(cfg.type, names))
+    if cfg.type != "transformer":
+        check_source(cfg.embeddings)
+        if cfg.embeddings in VECTORS:
+            asset_path(cfg.embeddings, recipe.fetch_missing)
+    if cfg.init_from:
+        resolve(cfg.init_from, recipe.fetch_missing)
