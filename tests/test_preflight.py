@@ -33,7 +33,7 @@ CASES = {
     "unlabelled-path": ("labels: [neg, pos]}", "labels: [neg, pos], unlabelled: [data/nope.txt]}",
                         "unlabelled file", ),
     "foreign-teacher": ("  shard_size: 4\n", "  shard_size: 4\n  teachers: {sent: elsewhere/teacher}\n",
-                        "teacher folder elsewhere/teacher for task sent holds no mkd model"),
+                        "teacher folder elsewhere/teacher for task(s) sent holds no mkd model"),
     "vectors": ("embeddings: random", "embeddings: glove-7b", "unknown student.embeddings 'glove-7b'"),
 }
 

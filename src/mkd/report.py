@@ -89,6 +89,9 @@ def write_report(run: str | Path) -> Path:
     md += [f"Transfer set: {transfer}", ""] if transfer else []
     md += ["## Machine", "", machine, "", "## Recipe (what differs from the defaults)", "", "```yaml",
            changes.rstrip(), "```", "", "Full resolved recipe: recipe.yaml", ""]
+    precision = "; ".join(f"{n} {m['precision']}" for n, m in summary["models"].items() if m.get("precision"))
+    if precision:
+        md += [f"Precision (training and scoring): {precision}", ""]
     if summary.get("teachers"):
         md += ["Teachers: " + "; ".join(f"{t}: {e['kind']} {e['source']}" for t, e in summary["teachers"].items()), ""]
     write_text(run / "report.md", "\n".join(md))
@@ -104,6 +107,8 @@ def write_report(run: str | Path) -> Path:
         body += f"<p class='note'>Transfer set: {html.escape(transfer)}</p>"
     body += _teachers_html(summary)
     body += f"<h2>Machine</h2><p>{html.escape(machine)}</p>"
+    if precision:
+        body += f"<p>Precision (training and scoring): {html.escape(precision)}</p>"
     body += (f"<h2>Recipe: what differs from the defaults</h2><pre>{html.escape(changes)}</pre>"
              f"<details><summary>The full resolved recipe</summary><pre>{html.escape(recipe)}</pre></details>")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>mkd report: {html.escape(summary['recipe'])}"

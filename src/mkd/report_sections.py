@@ -135,13 +135,13 @@ def machine_text(summary: dict[str, Any], recipe: dict[str, Any]) -> str:
     m = summary.get("machine") or {}
     cpu = summary.get("cpu") or m.get("processor") or "unknown CPU"
     threads = m.get("threads")
-    used = sorted({f"{name} {mod['precision']}" for name, mod in (summary.get("models") or {}).items()
-                   if mod.get("precision")})
-    trained = "; ".join(used) if used else "not recorded"
+    used = [f"{name} {mod['precision']}" for name, mod in (summary.get("models") or {}).items()
+            if mod.get("precision")]
+    setting = (recipe.get("teacher", {}).get("train", {}) or {}).get("mixed_precision", "no")
+    trained = ", ".join(used) if used else ("fp32" if setting in (None, "no") else setting)
     return (f"CPU: {cpu} ({m.get('platform', platform.platform())}); PyTorch threads: {threads or '?'}; "
             "speed: every serving path (PyTorch fp32 and at the run's precision, ONNX Runtime fp32 and int8), "
-            f"the best one counts; precision (training and scoring): {trained}; Python {m.get('python', '?')}; "
-            f"{_versions()}")
+            f"the fastest counts; training precision: {trained}; Python {m.get('python', '?')}; {_versions()}")
 
 
 def _diff(value: Any, default: Any) -> Any:

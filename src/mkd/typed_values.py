@@ -9,16 +9,19 @@ Everything else (numbers, booleans, lists of numbers, None for optional numbers)
 from __future__ import annotations
 
 import types
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel
 
 
 def _members(annotation: Any) -> tuple[Any, ...]:
-    """The alternatives of a union (`X | None`), or the annotation itself."""
+    """The alternatives of a union (`X | None`), or the annotation itself; `Annotated[...]` wrappers
+    (a discriminated union such as TeacherRef) are looked through."""
+    if get_origin(annotation) is Annotated:
+        return _members(get_args(annotation)[0])
     if get_origin(annotation) in (Union, types.UnionType):
-        return get_args(annotation)
+        return tuple(m for a in get_args(annotation) for m in _members(a))
     return (annotation,)
 
 

@@ -8,9 +8,6 @@ error its stage would give (a missing column lists the columns that exist).
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from mkd.config import Recipe
 from mkd.errors import MkdError, did_you_mean
 
@@ -28,7 +25,7 @@ def check_inputs(recipe: Recipe) -> None:
             for _ in read_unlabelled(tasks[cfg.name].spec, path, columns):
                 pass
     resolve(recipe.teacher.model, recipe.fetch_missing)
-    _check_teachers(recipe, set(tasks))
+    _check_teachers(recipe, tasks)
     _check_student(recipe)
     if any(_augments(augment_config(recipe, t)) for t in recipe.tasks):
         from mkd.assets import asset_path
@@ -43,23 +40,18 @@ def _augments(cfg) -> bool:
     return cfg.enabled and (cfg.n_iter is None or cfg.n_iter > 0)
 
 
-def _check_teachers(recipe: Recipe, tasks: set[str]) -> None:
-    for task, raw in (recipe.transfer.teachers or {}).items():
-        if task not in tasks:
-            raise MkdError(f"transfer.teachers names task '{task}', which is not in the recipe",
-                           did_you_mean(task, tasks))
-        folder = Path(raw).expanduser()
-        meta = folder / "mkd.json"
-        if not (folder / "model.safetensors").is_file() or not meta.is_file():
-            raise MkdError(f"teacher folder {folder} for task {task} holds no mkd model",
-                           "fix transfer.teachers in the recipe")
-        try:
-            heads = json.loads(meta.read_text(encoding="utf-8")).get("tasks", {})
-        except (OSError, ValueError):
-            raise MkdError(f"{meta} is not valid JSON", "retrain or restore that teacher") from None
-        if task not in heads:
-            raise MkdError(f"teacher folder {folder} has no head for task {task} (it has {', '.join(sorted(heads))})",
-                           "fix transfer.teachers in the recipe")
+def _check_teachers(recipe: Recipe, tasks: dict) -> None:
+    """Every per-task teacher, opened by its own adaptor (mkd.teachers): folders, safetensors, configs,
+    label names and logits files are checked; no weights are loaded."""
+    from mkd.teachers import task_teachers
+
+    given = recipe.transfer.teachers or {}
+    unknown = [t for t in given if t not in tasks]
+    if unknown:
+        raise MkdError(f"transfer.teachers names task '{unknown[0]}', which is not in the recipe",
+                       did_you_mean(unknown[0], tasks))
+    if given:
+        task_teachers(recipe, {t: tasks[t].spec for t in given}, tasks=list(given))
 
 
 def _check_student(recipe: Recipe) -> None:

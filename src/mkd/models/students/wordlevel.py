@@ -236,7 +236,8 @@ class WordStudent(MkdModel):
             tokens = WordVocab.build(texts, cfg.min_count)
             matrix, info = word_matrix(cfg.embeddings, tokens.words, cfg.embedding_dim or 300, fetch_missing)
             described = info.as_dict()
-        if cfg.embedding_dim and cfg.embedding_dim != matrix.shape[1]:
+        if cfg.embedding_dim and cfg.embedding_dim != matrix.shape[1] and cfg.embeddings != "teacher-static":
+            # teacher-static: embedding_dim is a PCA width, capped at the teacher's own width
             raise MkdError(f"student.embedding_dim is {cfg.embedding_dim}, but {cfg.embeddings} vectors have "
                            f"{matrix.shape[1]} dimensions", "remove student.embedding_dim (the vectors set it)")
         model = cls(specs, tokens, matrix.shape[0], matrix.shape[1], cfg.hidden_size, cfg.num_layers, cfg.dropout,
