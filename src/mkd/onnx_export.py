@@ -168,7 +168,8 @@ def torch_logits(model: MkdModel, task: str, examples: Sequence[Example], batch_
     return predict(model, task, model.encode(model.specs[task], list(examples)), batch_size)
 
 
-def export_graph(model: MkdModel, tmp: Path, examples: dict[str, list[Example]], int8: bool) -> dict[str, Any]:
+def export_graph(model: MkdModel, tmp: Path, examples: dict[str, list[Example]], int8: bool,
+                 int8_agreement: float = INT8_AGREEMENT) -> dict[str, Any]:
     """Write model.onnx (and model.int8.onnx), tokenizer.json; check them; return export.json's body."""
     model.eval()
     names, batches = _sample(model, examples)
@@ -225,7 +226,8 @@ def export_graph(model: MkdModel, tmp: Path, examples: dict[str, list[Example]],
         doc["int8_graph"] = INT8_GRAPH
         q = session(tmp / INT8_GRAPH)
         for t in tasks:
-            doc["tasks"][t]["int8"] = int8_gate(model, q, doc, tokenizer, t, examples[t][:GATE_EXAMPLES])
+            doc["tasks"][t]["int8"] = int8_gate(model, q, doc, tokenizer, t, examples[t][:GATE_EXAMPLES],
+                                                int8_agreement)
     return doc
 
 
@@ -242,8 +244,8 @@ def ort_logits(sess: Any, doc: dict[str, Any], tokenizer: Any, task: str, exampl
 
 
 def int8_gate(model: MkdModel, q: Any, doc: dict[str, Any], tokenizer: Any, task: str,
-              examples: Sequence[Example]) -> dict[str, Any]:
-    """Agreement of the int8 graph with PyTorch fp32 on dev; refuse below INT8_AGREEMENT."""
+              examples: Sequence[Example], threshold: float = INT8_AGREEMENT) -> dict[str, Any]:
+    """Agreement of the int8 graph with PyTorch fp32 on dev; refuse below `threshold` (INT8_AGREEMENT)."""
     spec = model.specs[task]
     examples = list(examples)
     if not examples:
@@ -262,7 +264,7 @@ def int8_gate(model: MkdModel, q: Any, doc: dict[str, Any], tokenizer: Any, task
         before, after = float((want.argmax(1)[idx] == labels).mean()), float((got.argmax(1)[idx] == labels).mean())
         out.update(accuracy_fp32=round(before, 4), accuracy_int8=round(after, 4),
                    accuracy_change=round(after - before, 4))
-    if agree < INT8_AGREEMENT:
+    if agree < threshold:
         raise MkdError(f"the int8 graph agrees with PyTorch on {agree:.1%} of task {task}'s dev examples "
-                       f"(< {INT8_AGREEMENT:.0%})", "export without --quantize int8, or report it with mkd.json")
+                       f"(< {threshold:.0%})", "export without --quantize int8, or report it with mkd.json")
     return out

@@ -87,6 +87,20 @@ def _train_and_save(recipe: Recipe, model: MkdModel, tasks: dict[str, TaskData],
     return result
 
 
+def encoder_teacher(recipe: Recipe, run: Path) -> Path | None:
+    """The mkd teacher folder a student borrows from (its tokenizer, or vectors distilled from its encoder):
+    the run's own teacher, else the first per-task teacher that is an mkd folder; None when there is none."""
+    from mkd.teachers import teacher_ref
+
+    if (run / "teacher").is_dir():
+        return run / "teacher"
+    for task in recipe.tasks:
+        ref, internal = teacher_ref(recipe, task.name)
+        if not internal and ref.kind == "mkd" and ref.path:
+            return Path(str(ref.path)).expanduser()
+    return None
+
+
 def _with_real_dims(recipe: Recipe, model: MkdModel) -> Recipe:
     """The recipe as saved beside a student: its embedding_dim is the one the model has (50 for
     GloVe-50d), not the setting for random vectors."""
@@ -120,7 +134,7 @@ def distill(recipe: Recipe, resume: bool = False, force: bool = False, restart: 
     tasks = load_recipe_tasks(recipe)
     labelled = _read(run, names)
     texts = (text for examples, _ in labelled.values() for ex in examples for text in ex.texts)
-    teacher = run / "teacher" if (run / "teacher").is_dir() else None
+    teacher = encoder_teacher(recipe, run)
     seed_everything(student_seed(recipe))  # random embeddings and initial weights: the same in every run
     model = build_student(recipe.student, {t: tasks[t].spec for t in names}, texts, teacher, recipe.fetch_missing)
     train = _transfer(model, tasks, labelled)
