@@ -231,7 +231,7 @@ def bench(models: dict[str, Path], int8: dict[str, tuple[Path, Path, str]],
         for key, figures in measured.items():
             base, _, path = key.rpartition("@")
             entry = out.setdefault(base, {"batch_sizes": list(batch_sizes), "tasks": {}})
-            cell = entry["tasks"].setdefault(task, {})
+            cell = entry["tasks"].setdefault(task, {"threads": torch.get_num_threads()})
             cell.setdefault("paths", {})[path] = figures
             if path in ("torch_fp32", "peer") or (path == "onnx_int8" and base in int8):
                 cell.update(figures)  # the row's own figure
