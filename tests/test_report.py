@@ -88,7 +88,7 @@ def test_the_report_shows_kept_quality_pareto_times_machine_and_recipe_changes(n
     assert "<td>94.4% (85.0 / 90.0)</td>" in html  # student on sent: its score as a share of the teacher's
     assert "Accuracy against speed (Pareto front per task)" in html and html.count("<img") == 3
     assert "<td>teach</td>" in html and "<td>10.0 min</td>" in html
-    assert "CPU: " in html and "PyTorch threads: 2" in html and "training precision: auto" in html  # no model recorded one: the recipe's setting
+    assert "CPU: " in html and "PyTorch threads: 2" in html and "training precision: auto" in html
     changes = html[html.index("what differs from the defaults"):html.index("<details>")]
     assert "hidden_size: 64" in changes and "mixing_temperature" not in changes and "lr:" not in changes
     full = html[html.index("<details>"):]
