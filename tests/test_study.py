@@ -162,7 +162,7 @@ def test_the_gpu_scale_runs_tiny_on_cpu(tmp_path):
     script = Path(__file__).parents[1] / "benchmarks/study/study.py"
     runs, results = tmp_path / "runs", tmp_path / "results.json"
     base = [sys.executable, str(script), "--scale", "gpu-tiny", "--runs", str(runs), "--results", str(results)]
-    keep = ("Teacher", "MKD-LSTM (", "MKD-Transformer (", "fastText supervised (rt")  # the gpu rows' kinds, within CI time
+    keep = ("Teacher", "MKD-LSTM (", "MKD-Transformer (", "fastText supervised (rt")  # the kinds, in CI time
     subprocess.run([*base, "--seeds", "1", "--rows", *keep], check=True, capture_output=True, text=True, timeout=3000)
     out = subprocess.run([*base, "--bench", "--table", "--plot", str(tmp_path / "plots")], check=True,
                          capture_output=True, text=True, timeout=1200)
