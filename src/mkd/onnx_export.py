@@ -130,15 +130,24 @@ def fold_repeats(src: Path, dst: Path) -> None:
     ort.InferenceSession(str(src), options, providers=["CPUExecutionProvider"])
 
 
+QUANTIZED_OPS = ["MatMul", "Gemm"]
+"""Only the matrix products are quantized (per output channel). ONNX Runtime's dynamic int8 LSTM
+(DynamicQuantizeLSTM) broke the demo student: argmax agreement with fp32 fell to 36% (rt_polarity) and
+45% (snli) with the default op set, against 100% / 99.3-99.7% with MatMul and Gemm only; per-channel
+scales also kept the demo teacher closer (98.0% / 95.3% agreement against 96.0% / 91.3% per tensor)."""
+
+
 def quantize(src: Path, dst: Path) -> None:
-    """ONNX Runtime dynamic int8 quantization (weights int8, activations quantized on the fly)."""
+    """ONNX Runtime dynamic int8 quantization of the matrix products (weights int8 per channel,
+    activations quantized on the fly); the fidelity gate then checks the graph on dev."""
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     logging.disable(logging.WARNING)  # its advice to pre-process is for static quantization
     try:
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=QUANTIZED_OPS)
     finally:
         logging.disable(logging.NOTSET)
 
