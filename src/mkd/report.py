@@ -15,8 +15,8 @@ from mkd.io import read_json, write_text
 
 def _table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     tasks = sorted({t for m in summary["models"].values() for t in m["tasks"]})
-    head = ["model", *[f"{t} (test)" for t in tasks], "macro", "params", "no-emb params", "ex/s", "ONNX ex/s",
-            "speed-up", "status"]
+    head = ["model", *[f"{t} (test)" for t in tasks], "macro", "params", "no-emb params", "PyTorch fp32 ex/s",
+            "best ex/s (path)", "speed-up", "status"]
     rows = []
     for name, m in summary["models"].items():
         cells = []
@@ -27,7 +27,7 @@ def _table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         rows.append([name, *cells, f"{m['macro']:.2f}" if m.get("macro") is not None else "-",
                      f"{p['total'] / 1e6:.2f}M" if p else "-", f"{p['without_embeddings'] / 1e6:.2f}M" if p else "-",
                      f"{m['examples_per_s']:.0f}" if m.get("examples_per_s") else "-",
-                     f"{m['onnx_examples_per_s']:.0f}" if m.get("onnx_examples_per_s") else "-",
+                     f"{m['best_examples_per_s']:.0f} ({m.get('best_path')})" if m.get("best_examples_per_s") else "-",
                      f"{m['speedup_vs_teacher']:.1f}x" if m.get("speedup_vs_teacher") else "-",
                      m.get("status", "current")])
     return head, rows
