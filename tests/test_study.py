@@ -92,7 +92,8 @@ def test_versus_peers_finds_the_best_mkd_row_at_least_as_fast():
 TINY_ROWS = ("Teacher MiniLM-L6 (multi-task)", "single-task KD (rt_polarity)", "MKD-LSTM (", "MKD-Static",
              "supervised (rt_polarity)", "StaticModelForClassification (rt_polarity)")
 """One row of every kind (teachers fp32 and int8, single-task KD, the LSTM and static MKD families,
-fine-tuning, the peers; the Transformer row runs in the gpu-tiny test), on one task for the single-task ones: every row's recipe is checked by test_every_row_is_a_valid_recipe,
+fine-tuning, the peers; the Transformer row runs in the gpu-tiny test), on one task for the single-task
+ones: every row's recipe is checked by test_every_row_is_a_valid_recipe,
 and this keeps the end-to-end run within a CI budget."""
 
 
