@@ -14,8 +14,7 @@ from mkd.models.students import build_student
 from mkd.models.students.embeddings import word_matrix
 from mkd.models.students.vocab import UNK_ID, WordVocab, tokenize
 from mkd.tasks.task import Example
-from mkd.train.losses import distillation_loss
-from tests.tinyfix import SPECS, WORDS, make_examples, write_tiny_bert
+from tests.tinyfix import SPECS, WORDS, distil_synthetic, make_examples, write_tiny_bert
 
 STUDENTS = ["bilstm", "bilstm_attn", "transformer"]
 SHARED = {"bilstm": ["embedding.", "encoder."],
@@ -93,25 +92,7 @@ def random_teacher(spec, examples, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("kind", STUDENTS)
 def test_distillation_drives_the_students_logits_to_the_teachers(kind, small_bert_dir):
     model = make(kind, small_bert_dir, dropout=0.0, hidden_size=32)
-    loss_fn = distillation_loss("mse")
-    data = {}
-    for task, spec in SPECS.items():
-        examples = make_examples(spec, 64, 4)
-        data[task] = model.encode(spec, examples, random_teacher(spec, examples))
-    batches = {task: d.collate(range(len(d))) for task, d in data.items()}
-
-    def mse() -> float:
-        return float(np.mean([np.mean((predict(model, t, d) - d.targets) ** 2) for t, d in data.items()]))
-
-    before = mse()
-    optim = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
-        for task, batch in batches.items():
-            loss = loss_fn(SPECS[task], model(task, batch), batch)
-            optim.zero_grad()
-            loss.backward()
-            optim.step()
-    after = mse()
+    before, after = distil_synthetic(model, random_teacher, 60)
     assert after <= 0.1 * before, (before, after)
 
 
