@@ -132,6 +132,8 @@ def test_recipe_changes_of_a_packaged_recipe():
 
     text = (resources.files("mkd") / "recipes" / "demo.yaml").read_text(encoding="utf-8")
     changed = yaml.safe_load(recipe_changes(text))
-    assert changed["tasks"][0] == {"name": "rt_polarity", "max_train": 2000, "max_dev": 500}
-    assert changed["student"] == {"hidden_size": 150} and changed["bench"] == {"rounds": 3}
+    assert changed["tasks"][0] == {"name": "rt_polarity", "max_train": 2000, "unlabelled_train": 6000, "max_dev": 500}
+    assert changed["student"] == {"type": "static", "embeddings": "teacher-static", "pooling": "weighted",
+                                  "hidden_size": 150}
+    assert changed["bench"] == {"rounds": 3}
     assert "seed" not in changed and "output_dir" not in changed  # values equal to the defaults are left out

@@ -248,3 +248,24 @@ def test_interrupted_labelling_resumes_without_relabelling_finished_shards(tmp_p
     examples, targets = read_labelled(recipe.run_dir / "transfer", "mine")
     assert len(examples) == len(targets) == read_manifest(folder)["total"]
     assert read_manifest(folder)["label_fingerprint"]
+
+
+def test_unlabelled_train_adds_the_rest_of_train_without_labels(tmp_path, bert_dir):
+    """max_train labelled examples for the teacher, up to unlabelled_train more of the training split as
+    transfer text only: labels dropped, never an example the teacher trained on, never dev or test."""
+    from mkd.tasks import load_task, unlabelled_train
+
+    recipe = _recipe(tmp_path, bert_dir)
+    task = recipe.task("mine").model_copy(update={"max_train": 10, "unlabelled_train": 15})
+    data = load_task(task, recipe.seed)
+    extra = unlabelled_train(task, recipe.seed)
+    held = {e.id for split in data.splits.values() for e in split}
+    assert len(extra) == 15 and all(e.label is None for e in extra) and not held & {e.id for e in extra}
+    assert unlabelled_train(task, recipe.seed) == extra  # seeded
+    everything = task.model_copy(update={"unlabelled_train": 1000})
+    assert len(unlabelled_train(everything, recipe.seed)) == 32 - 10  # the rest of train, no more
+    assert "unlabelled_train" not in recipe.task("mine").model_dump()  # unset: old fingerprints unchanged
+    recipe.tasks[0] = task
+    augment(recipe, tagger=fake_tagger)
+    counts = read_manifest(recipe.run_dir / "transfer" / "mine")["counts"]
+    assert counts["original"] == 10 and counts["unlabelled"] == 15 + 2

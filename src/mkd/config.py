@@ -106,6 +106,9 @@ class TaskConfig(Strict):
         default_factory=list, description="extra text files for the transfer set (a path, or {path, text_fields})")
     augment: AugmentConfig | None = None
     join: str | None = Field(None, description="join the text_fields into one text with this separator")
+    unlabelled_train: int | None = Field(None, ge=1, description=(
+        "also put up to this many more examples of the training split (beyond max_train), their labels "
+        "dropped, into the transfer set: few labels for the teacher, more text for the student"))
 
     def unlabelled_files(self) -> list[tuple[str, tuple[str, ...] | None]]:
         """(path, its text columns or None for the task's text_fields) of each unlabelled entry."""
@@ -115,8 +118,10 @@ class TaskConfig(Strict):
     def _omit_unset_new_keys(self, handler: Any) -> Any:
         """Keys added after runs exist stay out of the dump (and so of every fingerprint) while unset."""
         data = handler(self)
-        if isinstance(data, dict) and data.get("join") is None:
-            data.pop("join", None)
+        if isinstance(data, dict):
+            for key in ("join", "unlabelled_train"):
+                if data.get(key) is None:
+                    data.pop(key, None)
         return data
 
     @model_validator(mode="before")

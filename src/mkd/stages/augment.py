@@ -21,7 +21,7 @@ from mkd.data.transfer import MANIFEST, ShardWriter, read_unlabelled, write_mani
 from mkd.errors import MkdError
 from mkd.io import atomic_dir, read_json
 from mkd.stages.common import claim_run, mark_done, run_dir, say
-from mkd.tasks import load_task
+from mkd.tasks import load_task, unlabelled_train
 from mkd.tasks.catalog import resolve_spec
 
 AUGMENT_VERSION = 1  # bump when the rules or the on-disk format change: every set is rebuilt
@@ -85,6 +85,8 @@ def build_task(recipe: Recipe, task: TaskConfig, folder: Path, fingerprint: str,
             writer.add(example, "original")
             for copy in copies:
                 writer.add(copy, "augmented", example.id)
+        for example in unlabelled_train(task, recipe.seed, recipe.fetch_missing):
+            writer.add(example, "unlabelled")
         for path, columns in task.unlabelled_files():
             for example in read_unlabelled(spec, path, columns):
                 writer.add(example, "unlabelled")

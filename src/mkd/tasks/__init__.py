@@ -12,7 +12,7 @@ from mkd.tasks.sources import SOURCES
 from mkd.tasks.split import subsample
 from mkd.tasks.task import Example, TaskData, TaskSpec
 
-__all__ = ["CATALOG", "Example", "TaskData", "TaskSpec", "load_recipe_tasks", "load_task"]
+__all__ = ["CATALOG", "Example", "TaskData", "TaskSpec", "load_recipe_tasks", "load_task", "unlabelled_train"]
 
 
 def _register_sources() -> None:
@@ -20,15 +20,20 @@ def _register_sources() -> None:
     from mkd.tasks import builtin, files, glue  # noqa: F401
 
 
-def load_task(cfg: TaskConfig, seed: int = 13, fetch_missing: bool = False, blank: str = "drop") -> TaskData:
-    """The examples of one recipe task, blank texts dropped (or refused), subsampled as the recipe
-    says, checked for sanity."""
+def _all_examples(cfg: TaskConfig, seed: int, fetch_missing: bool, blank: str) -> tuple[TaskSpec, dict]:
+    """Every example of every split of a task, before subsampling."""
     _register_sources()
     spec = resolve_spec(cfg)
     splits = SOURCES.get(spec.source)(spec, cfg, seed, fetch_missing)
     if spec.join is not None:  # sources read the columns; a joined task sees one text
         splits = {k: [replace(e, texts=spec.texts_of(e.texts)) for e in v] for k, v in splits.items()}
-    splits = drop_blank(spec.name, splits, blank)
+    return spec, drop_blank(spec.name, splits, blank)
+
+
+def load_task(cfg: TaskConfig, seed: int = 13, fetch_missing: bool = False, blank: str = "drop") -> TaskData:
+    """The examples of one recipe task, blank texts dropped (or refused), subsampled as the recipe
+    says, checked for sanity."""
+    spec, splits = _all_examples(cfg, seed, fetch_missing, blank)
     limits = {"train": cfg.max_train, "dev": cfg.max_dev, "test": cfg.max_test}
     for name, items in splits.items():
         limit = limits.get(name, cfg.max_test if name.startswith("test") else None)
@@ -42,3 +47,15 @@ def load_task(cfg: TaskConfig, seed: int = 13, fetch_missing: bool = False, blan
 
 def load_recipe_tasks(recipe: Recipe) -> dict[str, TaskData]:
     return {t.name: load_task(t, recipe.seed, recipe.fetch_missing, recipe.blank_texts) for t in recipe.tasks}
+
+
+def unlabelled_train(cfg: TaskConfig, seed: int = 13, fetch_missing: bool = False) -> list[Example]:
+    """`cfg.unlabelled_train` examples of the training split that max_train left out, labels dropped:
+    transfer text only (never in dev or test, which are split off before)."""
+    if not cfg.unlabelled_train:
+        return []
+    _, splits = _all_examples(cfg, seed, fetch_missing, "drop")
+    train = splits.get("train", [])
+    kept = {e.id for e in subsample(train, cfg.max_train, seed)}
+    rest = [replace(e, label=None) for e in train if e.id not in kept]
+    return subsample(rest, cfg.unlabelled_train, seed)
