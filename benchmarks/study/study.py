@@ -102,7 +102,8 @@ SCALES = {
     # unlabelled (6,000 rt, 20,000 snli) in the transfer set; its static student; the LSTM rows on GloVe-50d
     # (hidden 150), 2 epochs of the transfer set like the static ones; the Transformer 1 epoch
     "demo": Scale("demo", transformer=(*TF, "distill.train.epochs=1"), longer=("distill.train.epochs=4",),
-                  lstm=("student.type=bilstm_attn", "student.embeddings=glove-6b-50d", "distill.train.lr=1e-3")),
+                  lstm=("student.type=bilstm_attn", "student.embeddings=glove-6b-50d", "student.pooling=mean",
+                       "distill.train.lr=1e-3")),
     # all the data, with a CPU budget: teachers one full epoch of all the data, students limited to
     # 1,500 steps of 50 over the full transfer set (static students 3,000: a step costs far less);
     # the two slowest student rows get 2 seeds, ablations 1 (2 CPU cores, one session)
@@ -119,7 +120,8 @@ SCALES = {
         "demo", teacher_steps={"mkd": 2, "teacher-rt_polarity": 2, "teacher-snli": 2},
         student=("distill.train.max_steps=3",), transformer=("distill.train.max_steps=2", "distill.train.batch_size=8"),
         finetune=("finetune.train.max_steps=2",), longer=("distill.train.max_steps=4",),
-        lstm=("student.type=bilstm_attn", "student.embeddings=glove-6b-50d", "distill.train.lr=1e-3"),
+        lstm=("student.type=bilstm_attn", "student.embeddings=glove-6b-50d", "student.pooling=mean",
+              "distill.train.lr=1e-3"),
         extra=("tasks.rt_polarity.max_train=48", "tasks.rt_polarity.max_dev=16", "tasks.rt_polarity.max_test=16",
                "tasks.snli.max_train=48", "tasks.snli.max_dev=16", "tasks.snli.max_test=16",
                "tasks.rt_polarity.unlabelled_train=16", "tasks.snli.unlabelled_train=16",
@@ -214,8 +216,8 @@ def rows(scale: str, runs: Path | None = None) -> list[Row]:
             Row(f"Static single-task KD ({t})", f"single-{t}", ("augment", "label", "distill"), single_static,
                 "static", needs=("static",)),
         ]
-    tf = (*teach_from, *s.transformer, "student.type=transformer", "student.init_from=minilm-l6",
-          "student.init_layers=3")
+    tf = (*teach_from, *s.transformer, "student.type=transformer", "student.pooling=mean",
+          "student.init_from=minilm-l6", "student.init_layers=3")
     out += [
         Row("MKD-LSTM (bilstm_attn, multi-task)", "mkd", ("augment", "label", "distill"), mkd_student, "mkd-lstm"),
         Row("MKD-LSTM + fine-tuning", "mkd", ("finetune",), (*mkd_student, *s.finetune), "mkd-lstm",
