@@ -18,7 +18,7 @@ sys.modules["study"] = study  # dataclasses look their module up
 SPEC.loader.exec_module(study)
 
 
-@pytest.mark.parametrize("scale", ["demo", "full", "tiny", "gpu", "gpu-tiny"])
+@pytest.mark.parametrize("scale", ["demo", "full", "full-core", "tiny", "gpu", "gpu-tiny"])
 def test_every_row_is_a_valid_recipe(scale, tmp_path):
     rows = study.rows(scale, tmp_path)
     base_name = study.SCALES[scale].base
@@ -32,7 +32,7 @@ def test_every_row_is_a_valid_recipe(scale, tmp_path):
             assert [t.name for t in recipe.tasks] == [row.run.split("-", 1)[1]]
             base = load_recipe(base_name, list(study.SCALES[scale].extra)).task(recipe.tasks[0].name)
             assert recipe.tasks[0].max_train == base.max_train  # single-task rows keep the scale's sizes
-        if row.kind == "teacher" and scale in ("full", "gpu"):  # at least one full epoch of all the data
+        if row.kind == "teacher" and scale in ("full", "full-core", "gpu"):  # at least one full epoch of all the data
             assert recipe.teacher.train.max_steps is None and recipe.teacher.train.epochs >= 1
             assert recipe.teacher.train.patience is None  # no early stop before the epoch ends
             assert all(t.max_train is None for t in recipe.tasks)

@@ -115,6 +115,16 @@ SCALES = {
         finetune=("finetune.train.max_steps=300", "finetune.train.eval_every=100"),
         longer=("distill.train.max_steps=3000", "distill.train.eval_every=500"), ablation_seeds=1,
         row_seeds={"bilstm_attn single": 2, "MKD-Transformer": 2}),
+    # all the data with one augmented copy per example (n_iter 1), so that the transfer set (about 207k
+    # examples) is labelled in minutes on 2 cores: the rows that answer the user's decision (the teacher
+    # fp32 and int8, MKD-Static and MKD-LSTM, Tang's BiLSTM, the peers) in about an hour
+    "full-core": Scale(
+        "full", teacher=("teacher.train.epochs=1", "teacher.train.eval_every=1000", "teacher.train.patience=null"),
+        static=("distill.train.max_steps=8000", "distill.train.eval_every=1000"),
+        student=("distill.train.max_steps=1500", "distill.train.eval_every=500"),
+        finetune=("finetune.train.max_steps=300", "finetune.train.eval_every=100"),
+        extra=("transfer.augment.n_iter=1",),
+        only=("Teacher MiniLM-L6 (multi-task)", "MKD-Static", "MKD-LSTM (", "Tang", "fastText", "model2vec")),
     # a smoke test of the whole study on the real assets (tests/test_study.py)
     "tiny": Scale(
         "demo", teacher_steps={"mkd": 2, "teacher-rt_polarity": 2, "teacher-snli": 2},
@@ -226,6 +236,8 @@ def rows(scale: str, runs: Path | None = None) -> list[Row]:
         Row("MKD-Static + fine-tuning", "mkd", ("finetune",), (*static, *s.finetune), "mkd-static",
             extra={"finetuned": True}, needs=("static",)),
         Row("MKD-Transformer (3 layers of MiniLM-L6)", "mkd", ("distill",), tf, "mkd-tf"),
+        Row("MKD-Transformer (3 layers of MiniLM-L6), ONNX int8", "mkd", ("int8",), tf, "mkd-tf-int8", False,
+            extra={"of": "mkd-tf", "of_seeded": True}),
         Row("MKD-Transformer + fine-tuning", "mkd", ("finetune",), (*tf, *s.finetune, "finetune.train.lr=5e-5"),
             "mkd-tf",
             extra={"finetuned": True}),
@@ -327,6 +339,12 @@ def update_results(path: Path, key: str, value: dict) -> None:
         tmp.replace(path)
 
 
+def int8_source(runs: Path, row: Row, seeds: list[int]) -> Path:
+    """The model an int8 row quantizes: a folder of the run, or a seeded student's first seed."""
+    of = row.extra["of"]
+    return runs / row.run / (f"{of}-s{seeds[0]}" if row.extra.get("of_seeded") else of)
+
+
 def run_study_stage(stage: str, args: argparse.Namespace, runs: Path, row: Row, sets: list[str]) -> list[dict]:
     """The rows the study runs itself: a peer trained on the row's splits, or the int8 teacher."""
     import study_bench
@@ -334,7 +352,7 @@ def run_study_stage(stage: str, args: argparse.Namespace, runs: Path, row: Row, 
     scale = SCALES[args.scale]
     if stage == "peer":
         return study_bench.peer_row(row.extra["peer"], scale.base, sets, runs / row.run, row.folder, scale.peer_grid)
-    return study_bench.quantize_int8(runs / row.run / row.extra["of"], runs / row.run / row.folder)
+    return study_bench.quantize_int8(int8_source(runs, row, args.seeds), runs / row.run / row.folder)
 
 
 def run_rows(args: argparse.Namespace, runs: Path, results_path: Path) -> None:
@@ -393,7 +411,7 @@ def run_bench(args: argparse.Namespace, runs: Path, results_path: Path) -> None:
             if row.kind == "peer":
                 peer_folders[m["path"]] = (row.extra["peer"], folder, m["task"])
             elif row.stages == ("int8",):
-                int8[m["path"]] = (runs / row.run / row.extra["of"], runs.parent / m["graph"], m["task"])
+                int8[m["path"]] = (int8_source(runs, row, args.seeds), runs.parent / m["graph"], m["task"])
             else:
                 models[m["path"]] = folder
     batch, rounds, n = scale.bench
