@@ -98,9 +98,13 @@ def test_a_broken_int8_graph_is_refused_and_nothing_is_written(exported, monkeyp
     model.save(tmp_path / "sharp")
     export_onnx(tmp_path / "sharp", tmp_path / "fine", _examples(60), quantize="int8")  # the real one passes
     monkeypatch.setattr(mkd.onnx_export, "quantize", broken)
-    with pytest.raises(MkdError, match=r"int8 graph agrees with PyTorch on .*< 99%"):
+    with pytest.raises(MkdError, match=r"int8 graph agrees with PyTorch on .*< 99%") as refused:
         export_onnx(tmp_path / "sharp", tmp_path / "out", _examples(60), quantize="int8")
     assert not (tmp_path / "out").exists()
+    assert "accuracy changes by" in str(refused.value) and "--int8-agreement" in refused.value.fix
+    done = export_onnx(tmp_path / "sharp", tmp_path / "out", _examples(60), quantize="int8", int8_agreement=0.0)
+    assert done["int8_graph"] and all("argmax_agreement" in t["int8"] for t in done["tasks"].values()
+                                      if t["type"] == "classification")
     with pytest.raises(MkdError, match="--quantize int8"):
         export_onnx(exported["bilstm"][0], tmp_path / "out", _examples(), quantize="int4")
 

@@ -230,6 +230,9 @@ QuantizeOpt = Annotated[str | None, typer.Option("--quantize", help="int8: add a
 
 @app.command()
 def export(model: ModelOpt, fmt: FormatOpt = "onnx", out: OutOpt = None, quantize: QuantizeOpt = None,
+           int8_agreement: Annotated[float | None, typer.Option(
+               "--int8-agreement", min=0.0, max=1.0,
+               help="with --quantize int8: the least argmax agreement with PyTorch on dev (default 0.99)")] = None,
            threads: ThreadsOpt = None) -> None:
     """Export a model to ONNX (one graph for all tasks, tokenizer.json beside it; --quantize int8 adds an
     int8 graph) or Hugging Face folders (one per task), checked against PyTorch on the model's dev examples."""
@@ -237,7 +240,7 @@ def export(model: ModelOpt, fmt: FormatOpt = "onnx", out: OutOpt = None, quantiz
     from mkd.export import export as run_export
     from mkd.stages.common import say
 
-    result = run_export(model, fmt, out, quantize=quantize)
+    result = run_export(model, fmt, out, quantize=quantize, int8_agreement=int8_agreement)
     for task, info in result["tasks"].items():
         where = Path(result["out"]) / (result.get("graph") or info.get("folder", task))
         line = f"export: {task} -> {where} (max |diff| vs PyTorch {info['max_abs_diff']:.1e} on {info['checked_on']}"

@@ -256,14 +256,17 @@ def export_hf(folder: str | Path, out: str | Path | None = None,
 
 
 def export(folder: str | Path, fmt: str, out: str | Path | None = None,
-           examples: dict[str, list[Example]] | None = None, quantize: str | None = None) -> dict[str, Any]:
+           examples: dict[str, list[Example]] | None = None, quantize: str | None = None,
+           int8_agreement: float | None = None) -> dict[str, Any]:
     if fmt not in FORMATS:
         raise MkdError(f"unknown export format '{fmt}'", "use --format onnx or --format hf")
     if fmt == "hf":
         if quantize:
             raise MkdError("--quantize applies to --format onnx", "drop --quantize, or export with --format onnx")
         return export_hf(folder, out, examples)
-    return export_onnx(folder, out, examples, quantize)
+    if int8_agreement is not None and quantize != "int8":
+        raise MkdError("--int8-agreement applies to --quantize int8", "add --quantize int8, or drop --int8-agreement")
+    return export_onnx(folder, out, examples, quantize, int8_agreement)
 
 
 def read_export(out: str | Path) -> dict[str, Any] | None:

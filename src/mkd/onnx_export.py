@@ -274,6 +274,9 @@ def int8_gate(model: MkdModel, q: Any, doc: dict[str, Any], tokenizer: Any, task
         out.update(accuracy_fp32=round(before, 4), accuracy_int8=round(after, 4),
                    accuracy_change=round(after - before, 4))
     if agree < threshold:
+        change = f", its accuracy changes by {100 * out['accuracy_change']:+.2f} points" if gold else ""
         raise MkdError(f"the int8 graph agrees with PyTorch on {agree:.1%} of task {task}'s dev examples "
-                       f"(< {threshold:.0%})", "export without --quantize int8, or report it with mkd.json")
+                       f"(< {threshold:.0%}){change}",
+                       f"accept it with --int8-agreement {max(0.0, np.floor(agree * 100) / 100):.2f}, "
+                       "or export without --quantize int8")
     return out
