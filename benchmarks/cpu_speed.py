@@ -144,7 +144,7 @@ def bench_student(args: argparse.Namespace, data: dict, precisions: list[str]) -
     from mkd.models.students import build_student
 
     cfg = StudentConfig(type=args.student_type, embeddings=args.student_embeddings, hidden_size=args.student_hidden,
-                        embedding_dim=300)
+                        embedding_dim=300 if args.student_embeddings == "random" else None)  # vectors bring theirs
     specs = {t: d.spec for t, d in data.items()}
     texts = [text for d in data.values() for ex in d.split("train") for text in ex.texts]
 
