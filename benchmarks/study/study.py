@@ -124,7 +124,8 @@ SCALES = {
         student=("distill.train.max_steps=1500", "distill.train.eval_every=500"),
         finetune=("finetune.train.max_steps=300", "finetune.train.eval_every=100"),
         extra=("transfer.augment.n_iter=1",),
-        only=("Teacher MiniLM-L6 (multi-task)", "MKD-Static", "MKD-LSTM (", "Tang", "fastText", "model2vec")),
+        only=("Teacher MiniLM-L6 (multi-task)", "MKD-Static", "MKD-LSTM (", "Tang", "More rt text", "fastText",
+              "model2vec")),
     # a smoke test of the whole study on the real assets (tests/test_study.py)
     "tiny": Scale(
         "demo", teacher_steps={"mkd": 2, "teacher-rt_polarity": 2, "teacher-snli": 2},
@@ -235,6 +236,11 @@ def rows(scale: str, runs: Path | None = None) -> list[Row]:
         Row("MKD-Static (multi-task)", "mkd", ("distill",), static, "mkd-static", needs=("static",)),
         Row("MKD-Static + fine-tuning", "mkd", ("finetune",), (*static, *s.finetune), "mkd-static",
             extra={"finetuned": True}, needs=("static",)),
+        # rt_polarity has 10k training sentences: the static student's lever is more transfer text
+        Row("More rt text: MKD-Static, 10 augmented copies of each rt_polarity example", "mkd-rt-aug10",
+            ("augment", "label", "distill"), (*static, "tasks.rt_polarity.augment={p_mask: 0.1, p_pos: 0.1, "
+                                              "p_ng: 0.25, n_iter: 10}"), "mkd-static", kind="ablation",
+            needs=("static",)),
         Row("MKD-Transformer (3 layers of MiniLM-L6)", "mkd", ("distill",), tf, "mkd-tf"),
         Row("MKD-Transformer (3 layers of MiniLM-L6), ONNX int8", "mkd", ("int8",), tf, "mkd-tf-int8", False,
             extra={"of": "mkd-tf", "of_seeded": True}),
