@@ -14,11 +14,15 @@ alternates every round), and the medians and their ratio are printed:
   that student type's code is today (e.g. a faster exact LSTM path) is what is measured.
 
 `--dev-scores` also runs the demo (teach, augment, label, distill; shortened with --dev-steps) once
-at fp32 and once at auto and prints both dev macro scores (minutes to hours: a flag).
+at fp32 and once at auto and prints both dev macro scores (minutes to hours: a flag); with
+`--dev-seeds N` the student is distilled N times (distill.seed 1..N) on each precision's transfer
+set, and the mean difference is printed beside each seed's (a student's seed-to-seed spread is
+larger than the 0.5-point band, so one seed cannot show it).
 
     python benchmarks/cpu_speed.py --threads 1 --rounds 5
     python benchmarks/cpu_speed.py --parts student --student-hidden 300
     python benchmarks/cpu_speed.py --parts --dev-scores --dev-steps 300
+    python benchmarks/cpu_speed.py --parts --dev-scores --dev-seeds 4 --dev-out /tmp/devs
     python benchmarks/cpu_speed.py --parts --dev-scores --dev-steps 20 --dev-set tasks.snli.max_train=200 \
         --dev-set tasks.rt_polarity.max_train=200 --dev-set transfer.augment.n_iter=1   # a smoke run
 """
@@ -208,15 +212,24 @@ def dev_scores(args: argparse.Namespace) -> None:
         teacher = teach(recipe)
         augment(recipe)
         label(recipe)
-        student = distill(recipe)
+        folders = {"teacher": teacher, "student": distill(recipe)}
+        for seed in range(1, args.dev_seeds + 1):
+            folders[f"student seed {seed}"] = distill(recipe.model_copy(update={
+                "distill": recipe.distill.model_copy(update={"seed": seed}),
+                "student": recipe.student.model_copy(update={"folder": f"student-s{seed}"})}))
         scores[setting] = {name: (read_json(folder / "metrics.json")["splits"]["dev"]["macro"],
                                   read_json(folder / "stage.json").get("precision", "?"))
-                           for name, folder in (("teacher", teacher), ("student", student))}
+                           for name, folder in folders.items()}
         scores[setting]["seconds"] = time.perf_counter() - started
     print(f"\ndev macro, demo recipe{f', max_steps {args.dev_steps}' if args.dev_steps else ''} (runs in {out}):")
-    for name in ("teacher", "student"):
+    diffs = []
+    for name in (n for n in scores["no"] if n != "seconds"):
         (a, pa), (b, pb) = scores["no"][name], scores["auto"][name]
-        print(f"  {name:8s} fp32 {a:6.2f} ({pa})   auto {b:6.2f} ({pb})   auto - fp32 {b - a:+.2f} points")
+        diffs += [b - a] if name.startswith("student seed") else []
+        print(f"  {name:15s} fp32 {a:6.2f} ({pa})   auto {b:6.2f} ({pb})   auto - fp32 {b - a:+.2f} points")
+    if diffs:
+        print(f"  student over {len(diffs)} seeds: auto - fp32 mean {statistics.mean(diffs):+.2f} points "
+              f"(spread {min(diffs):+.2f} .. {max(diffs):+.2f})")
     print(f"  wall     fp32 {scores['no']['seconds']:.0f}s   auto {scores['auto']['seconds']:.0f}s")
 
 
@@ -240,6 +253,7 @@ def main() -> None:
     ap.add_argument("--student-hidden", type=int, default=150)
     ap.add_argument("--dev-scores", action="store_true", help="also train the demo at fp32 and auto (long)")
     ap.add_argument("--dev-steps", type=int, default=None, help="max_steps of teacher and student for --dev-scores")
+    ap.add_argument("--dev-seeds", type=int, default=0, help="--dev-scores: also distil the student with seeds 1..N")
     ap.add_argument("--dev-out", default=None, help="folder of the --dev-scores runs (default: a temporary one)")
     ap.add_argument("--dev-set", action="append", default=[], metavar="KEY=VALUE",
                     help="more --set overrides of the demo recipe for --dev-scores (repeatable)")

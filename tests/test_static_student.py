@@ -21,7 +21,9 @@ from mkd.tasks.task import Example
 from tests.tinyfix import SPECS, WORDS, distil_synthetic, make_examples, run_cli, write_tiny_bert
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-VARIANTS = [{"pooling": "mean", "head": "mlp"}, {"pooling": "weighted", "head": "linear"}]
+VARIANTS = [{"pooling": "mean", "head": "mlp"}, {"pooling": "weighted", "head": "linear"},
+            {"pooling": "weighted", "head": "mlp", "bigram_buckets": 97}]
+IDS = ["mean-mlp", "weighted-linear", "weighted-mlp-bigrams"]
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +104,10 @@ def test_fast_token_ids_are_the_tokenizers(teacher_dir):
     assert max(len(x) for x in model.token_ids(samples)) == 6
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=["mean-mlp", "weighted-linear"])
+@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
 def test_single_and_pair_logits_and_padding_invariance(teacher_dir, variant):
     model = make(teacher_dir, **variant).eval()
+    _perturb(model)
     long_text = " ".join(WORDS * 2)
     for task, spec in SPECS.items():
         examples = make_examples(spec, 5, 3)
@@ -120,12 +123,10 @@ def test_single_and_pair_logits_and_padding_invariance(teacher_dir, variant):
         torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=["mean-mlp", "weighted-linear"])
+@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
 def test_save_load_onnx_and_predict_give_the_same_outputs(teacher_dir, variant, tmp_path, monkeypatch, capsys):
     model = make(teacher_dir, **variant)
-    with torch.no_grad():  # weights away from their initial values, so that loading really restores them
-        for p in model.parameters():
-            p.add_(0.01 * torch.randn_like(p))
+    _perturb(model)
     folder = tmp_path / "student"
     model.save(folder)
     loaded = load_model(folder, tasks=list(SPECS))
@@ -149,6 +150,30 @@ def test_save_load_onnx_and_predict_give_the_same_outputs(teacher_dir, variant, 
     assert code == 0 and row["label"] == SPECS["nli"].labels[int(logits.argmax())]
 
 
+def _perturb(model) -> None:
+    """Weights away from their initial values (the bigram table starts at zero), so that loading really
+    restores them and every part of the model shapes the logits."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+
+
+def test_bigrams_tell_word_order_apart_and_start_as_the_unigram_model(teacher_dir):
+    plain = make(teacher_dir).eval()
+    model = make(teacher_dir, bigram_buckets=97).eval()
+    model.load_state_dict(plain.state_dict(), strict=False)  # the same unigram part, a zero bigram table
+    spec = next(s for s in SPECS.values() if not s.is_pair)
+    task = spec.name
+    examples = [Example("a", ("not good",)), Example("b", ("good not",))]
+    with torch.no_grad():
+        start = model(task, model.encode(spec, examples).collate(range(2)))
+        torch.testing.assert_close(start, plain(task, plain.encode(spec, examples).collate(range(2))))
+        torch.testing.assert_close(start[0], start[1])  # a bag of tokens: order is invisible
+        model.bigram.weight.normal_()
+        trained = model(task, model.encode(spec, examples).collate(range(2)))
+    assert not torch.allclose(trained[0], trained[1])
+
+
 def random_teacher(spec, examples, seed: int = 0) -> np.ndarray:
     """A fixed random teacher whose logits are a mean of per-word vectors: learnable by a static model."""
     rng = np.random.default_rng(seed)
@@ -160,7 +185,7 @@ def random_teacher(spec, examples, seed: int = 0) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=["mean-mlp", "weighted-linear"])
+@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
 def test_distillation_lowers_the_loss(teacher_dir, variant):
     model = make(teacher_dir, dropout=0.0, **variant)
     before, after = distil_synthetic(model, random_teacher, 80)
@@ -193,6 +218,8 @@ def test_clear_errors(teacher_dir):
         make(teacher_dir, pooling="cls")
     with pytest.raises(MkdError, match="no teacher folder"):
         make(None, kind="bilstm")
+    with pytest.raises(MkdError, match="bigram_buckets applies to the static student only"):
+        make(teacher_dir, kind="bilstm", bigram_buckets=8)
 
 
 def test_mkd_distill_finetune_and_predict_a_static_student(tmp_path, monkeypatch, capsys):

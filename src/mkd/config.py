@@ -213,6 +213,8 @@ class StudentConfig(Strict):
         "static student: mean | weighted (a learned weight per token)"
     )
     head: Literal["mlp", "linear"] = Field("mlp", description="static student: its task heads")
+    bigram_buckets: int = Field(0, ge=0, description="static student: rows of its hashed token-bigram table, "
+                                "added to the pooled vector (0: no bigrams)")
     dropout: float = Field(0.1, ge=0, lt=1)
     max_length: int = Field(128, ge=4)
     min_count: int = Field(1, ge=1, description="word-level vocabulary: minimum count")

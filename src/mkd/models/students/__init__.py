@@ -27,4 +27,7 @@ def build_student(cfg: StudentConfig, specs: dict[str, TaskSpec], texts_for_voca
     names = student_names()
     if cfg.type not in names:
         raise MkdError(f"unknown student.type '{cfg.type}'", did_you_mean(cfg.type, names))
+    if cfg.bigram_buckets and cfg.type != "static":
+        raise MkdError(f"student.bigram_buckets applies to the static student only, not to {cfg.type}",
+                       "remove it, or use student.type static")
     return ARCHS.get(cfg.type).from_config(cfg, specs, texts_for_vocab, teacher_folder, fetch_missing)  # type: ignore[attr-defined]

@@ -8,7 +8,11 @@ distillation as every student. It uses the teacher's own fast tokenizer (subword
 tokens), so no token is out of vocabulary. Pairs are [u, v, |u-v|, u*v].
 
 Config: embedding_dim = the PCA width; pooling = mean | weighted (a learned weight per token,
-softplus, starting at 1); head = mlp (hidden_size wide, one hidden layer) | linear.
+softplus, starting at 1); head = mlp (hidden_size wide, one hidden layer) | linear;
+bigram_buckets = rows of a hashed table of adjacent-token pairs (fastText's word n-grams: a bag of
+tokens cannot tell "not good" from "good, not"). Their mean is added to the pooled token vector;
+the table starts at zero, so training starts from the unigram model. The hash is integer arithmetic
+on the ids, so the ONNX graph computes it too.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ POOLINGS = ("mean", "weighted")
 DEFAULT_DIM = 256  # PCA width when student.embedding_dim is not set (the demo's measured best)
 HEADS = ("mlp", "linear")
 _ONE = float(np.log(np.expm1(1.0)))  # softplus(_ONE) == 1: every token starts with weight 1
+_PRIME = 1_000_003  # bigram hash: (a * _PRIME + b) mod buckets; ids < 2**31 keep it inside int64
 
 
 @ARCHS.register("static")
@@ -45,7 +50,7 @@ class StaticStudent(MkdModel):
     def __init__(self, specs: dict[str, TaskSpec], tokens: SubwordTokens, vocab_size: int, embedding_dim: int,
                  hidden_size: int = 300, pooling: str = "mean", head: str = "mlp", dropout: float = 0.1,
                  max_length: int = 128, freeze_embeddings: bool = False,
-                 embeddings: dict[str, Any] | None = None) -> None:
+                 embeddings: dict[str, Any] | None = None, bigram_buckets: int = 0) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise MkdError(f"student.pooling '{pooling}' does not apply to the static student",
@@ -57,6 +62,7 @@ class StaticStudent(MkdModel):
         self.vocab_size, self.embedding_dim, self.hidden_size = vocab_size, embedding_dim, hidden_size
         self.pooling, self.head, self.dropout_p = pooling, head, dropout
         self.max_length, self.freeze_embeddings = max_length, freeze_embeddings
+        self.bigram_buckets = bigram_buckets
         self.embedding_info = embeddings or {}
         self._backend: Any = None  # the Rust tokenizer, made on first use (token_ids)
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=tokens.pad_id)
@@ -64,6 +70,9 @@ class StaticStudent(MkdModel):
         if pooling == "weighted":
             self.token_weight = nn.Embedding(vocab_size, 1)
             nn.init.constant_(self.token_weight.weight, _ONE)
+        if bigram_buckets:
+            self.bigram = nn.Embedding(bigram_buckets, embedding_dim)
+            nn.init.zeros_(self.bigram.weight)
         in_dims = {t: 4 * embedding_dim if s.is_pair else embedding_dim for t, s in self.specs.items()}
         if head == "mlp":
             self.heads: nn.Module = MLPHeads(self.specs, in_dims, hidden_size, dropout)
@@ -75,7 +84,13 @@ class StaticStudent(MkdModel):
         mask = batch[f"attention_mask{side}"].unsqueeze(-1).to(self.embedding.weight.dtype)
         if self.pooling == "weighted":
             mask = mask * F.softplus(self.token_weight(ids))
-        return (self.embedding(ids) * mask).sum(1) / mask.sum(1).clamp(min=1e-6)
+        pooled = (self.embedding(ids) * mask).sum(1) / mask.sum(1).clamp(min=1e-6)
+        if not self.bigram_buckets:
+            return pooled
+        real = batch[f"attention_mask{side}"]
+        both = (real[:, :-1] * real[:, 1:]).unsqueeze(-1).to(pooled.dtype)
+        pairs = torch.remainder(ids[:, :-1] * _PRIME + ids[:, 1:], self.bigram_buckets)
+        return pooled + (self.bigram(pairs) * both).sum(1) / both.sum(1).clamp(min=1.0)
 
     def forward(self, task: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         u = self.sentence(batch)
@@ -113,7 +128,7 @@ class StaticStudent(MkdModel):
         return {"vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim, "hidden_size": self.hidden_size,
                 "pooling": self.pooling, "head": self.head, "dropout": self.dropout_p,
                 "max_length": self.max_length, "freeze_embeddings": self.freeze_embeddings,
-                "embeddings": self.embedding_info}
+                "embeddings": self.embedding_info, "bigram_buckets": self.bigram_buckets}
 
     def save_extras(self, folder: Path) -> None:
         self.tokens.save(folder)
@@ -155,7 +170,7 @@ class StaticStudent(MkdModel):
         matrix[tokens.pad_id] = 0.0
         info = {"source": source, "dim": dim, "words": n, "found": int((counts > 0).sum()), "coverage": 1.0}
         model = cls(specs, tokens, n, dim, cfg.hidden_size, cfg.pooling, cfg.head, cfg.dropout, cfg.max_length,
-                    cfg.freeze_embeddings, info)
+                    cfg.freeze_embeddings, info, cfg.bigram_buckets)
         with torch.no_grad():
             model.embedding.weight.copy_(matrix)
         return model
