@@ -172,6 +172,8 @@ def test_bigrams_tell_word_order_apart_and_start_as_the_unigram_model(teacher_di
         model.bigram.weight.normal_()
         trained = model(task, model.encode(spec, examples).collate(range(2)))
     assert not torch.allclose(trained[0], trained[1])
+    assert "bigram_buckets" not in StudentConfig().model_dump()  # unset: old fingerprints unchanged
+    assert StudentConfig(bigram_buckets=8).model_dump()["bigram_buckets"] == 8
 
 
 def random_teacher(spec, examples, seed: int = 0) -> np.ndarray:

@@ -61,6 +61,7 @@ class Scale:
     drop: tuple[str, ...] = ()  # and drop rows whose names contain one of these
     static: tuple[str, ...] = ()  # every static student row
     lstm: tuple[str, ...] = ()  # every LSTM student row: its type, vectors, learning rate (when the base's differ)
+    small: tuple[str, ...] = ()  # the small BiLSTM rows' budget (scales without one leave those rows out)
     peer_grid: PeerGrid = field(default_factory=PeerGrid)
     bench: tuple[int, int, int] = (32, 5, 256)  # batch size, rounds, dev examples per task
 
@@ -71,6 +72,17 @@ TF = ("distill.train.lr=1e-4", "distill.train.batch_size=32")
 # against 69.7 at 3e-3)
 STATIC = ("student.type=static", "student.embeddings=teacher-static", "student.pooling=weighted",
           "distill.train.lr=1e-2")
+# Tang's BiLSTM made small enough to serve at >= 10,000 ex/s on one thread (GloVe-50d, 48 units a
+# direction): hidden 128 measured 9,600-10,700 ex/s on rt_polarity, 96 10,800-12,600 (RESULTS.md,
+# "A small BiLSTM"); between 64 and 96 dev chose 96
+SMALL = ("student.type=bilstm", "student.embeddings=glove-6b-50d", "student.pooling=mean", "student.hidden_size=96",
+         "distill.train.lr=1e-3")
+SMALL_ROWS = "small BiLSTM"  # a fragment of the names of those rows
+# every small-BiLSTM row trains the same number of steps (the multi-task one and each single-task one);
+# fine-tuning continues each task of the multi-task one at the same learning rate
+SMALL_BUDGET = ("distill.train.max_steps=12000", "distill.train.eval_every=1000", "finetune.train.lr=1e-3",
+                "finetune.train.batch_size=50", "finetune.train.max_steps=3000", "finetune.train.eval_every=500",
+                "finetune.train.warmup_ratio=0")
 TINY_GRID = PeerGrid(fasttext={"epoch": [2], "lr": [0.1, 0.3], "dim": [16]},
                      model2vec={"learning_rate": [3e-3], "max_epochs": [1], "batch_size": [16]})
 TINY_SIZES = ("tasks.rt_polarity.max_train=48", "tasks.rt_polarity.max_dev=16", "tasks.rt_polarity.max_test=16",
@@ -124,8 +136,9 @@ SCALES = {
         student=("distill.train.max_steps=1500", "distill.train.eval_every=500"),
         finetune=("finetune.train.max_steps=300", "finetune.train.eval_every=100"),
         extra=("transfer.augment.n_iter=1",),
-        only=("Teacher MiniLM-L6 (multi-task)", "MKD-Static", "MKD-LSTM (", "Tang", "More rt text", "fastText",
-              "model2vec")),
+        small=SMALL_BUDGET,
+        only=("Teacher MiniLM-L6 (multi-task)", "MKD-Static", "MKD-LSTM (", "MKD-LSTM, small", "Tang", "More rt text",
+              "fastText", "model2vec")),
     # a smoke test of the whole study on the real assets (tests/test_study.py)
     "tiny": Scale(
         "demo", teacher_steps={"mkd": 2, "teacher-rt_polarity": 2, "teacher-snli": 2},
@@ -199,6 +212,10 @@ def rows(scale: str, runs: Path | None = None) -> list[Row]:
     teach_from = tuple(f"transfer.teachers.{t}={mt_teacher}" for t in TASKS)
     mkd_student = (*teach_from, *s.lstm, *s.student)
     static = (*teach_from, *s.static, *STATIC)
+    small = (*teach_from, *SMALL, *s.small)
+    small_recipe = load_recipe(s.base, [*s.extra, *s.small])
+    small_total = len(TASKS) * (small_recipe.distill.train.max_steps or 0)  # what the Tang rows spend together
+    small_all_in = small_total - len(TASKS) * (small_recipe.finetune.train.max_steps or 0)  # fine-tuning included
     tl = s.teacher_label
 
     def teacher(run: str) -> tuple[str, ...]:
@@ -223,6 +240,8 @@ def rows(scale: str, runs: Path | None = None) -> list[Row]:
             Row(f"Tang: BiLSTM single-task KD ({t})", f"single-{t}", ("augment", "label", "distill"),
                 (*single, "student.type=bilstm"), "bilstm"),
             Row(f"bilstm_attn single-task KD ({t})", f"single-{t}", ("augment", "label", "distill"), single, "attn"),
+            Row(f"Tang: {SMALL_ROWS} single-task KD ({t})", f"single-{t}", ("augment", "label", "distill"),
+                (*_single(t, s), f"transfer.teachers.{t}={mt_teacher}", *SMALL, *s.small), "bilstm-small"),
             Row(f"Static, no distillation ({t})", f"nodistill-{t}", ("augment", "label", "distill"),
                 (*single_static, *no_kd), "static", needs=("static",)),
             Row(f"Static single-task KD ({t})", f"single-{t}", ("augment", "label", "distill"), single_static,
@@ -233,6 +252,20 @@ def rows(scale: str, runs: Path | None = None) -> list[Row]:
     out += [
         Row("MKD-LSTM (bilstm_attn, multi-task)", "mkd", ("augment", "label", "distill"), mkd_student, "mkd-lstm"),
         Row("MKD-LSTM + fine-tuning", "mkd", ("finetune",), (*mkd_student, *s.finetune), "mkd-lstm",
+            extra={"finetuned": True}),
+        Row(f"MKD-LSTM, {SMALL_ROWS} (multi-task)", "mkd", ("distill",), small, "mkd-lstm-small"),
+        Row(f"MKD-LSTM, {SMALL_ROWS} + fine-tuning", "mkd", ("finetune",), small, "mkd-lstm-small",
+            extra={"finetuned": True}),
+        # the same student given what the two single-task students spend together: all of it on the
+        # multi-task distillation, or with the fine-tuning steps counted in it
+        Row(f"MKD-LSTM, {SMALL_ROWS}, the Tang rows' total steps (multi-task)", "mkd", ("distill",),
+            (*small, f"distill.train.max_steps={small_total}"), "mkd-lstm-small-total"),
+        Row(f"MKD-LSTM, {SMALL_ROWS}, the Tang rows' total steps + fine-tuning", "mkd", ("finetune",),
+            (*small, f"distill.train.max_steps={small_total}"), "mkd-lstm-small-total", extra={"finetuned": True}),
+        Row(f"MKD-LSTM, {SMALL_ROWS}, {small_all_in:,} steps (multi-task)", "mkd", ("distill",),
+            (*small, f"distill.train.max_steps={small_all_in}"), "mkd-lstm-small-all-in"),
+        Row(f"MKD-LSTM, {SMALL_ROWS}, {small_all_in:,} steps + fine-tuning: the Tang rows' total steps in all", "mkd",
+            ("finetune",), (*small, f"distill.train.max_steps={small_all_in}"), "mkd-lstm-small-all-in",
             extra={"finetuned": True}),
         Row("MKD-Static (multi-task)", "mkd", ("distill",), static, "mkd-static", needs=("static",)),
         Row("MKD-Static + fine-tuning", "mkd", ("finetune",), (*static, *s.finetune), "mkd-static",
@@ -267,6 +300,8 @@ def rows(scale: str, runs: Path | None = None) -> list[Row]:
         for t in TASKS:
             out.append(Row(f"{label} ({t})", f"peer-{peer}", ("peer",), _single(t, s), t, False, "peer",
                            extra={"peer": peer}, needs=(peer,)))
+    if not s.small:
+        out = [r for r in out if SMALL_ROWS not in r.name]
     if s.only:
         out = [r for r in out if r.name.startswith(s.only)]
     return [r for r in out if not any(d in r.name for d in s.drop)]

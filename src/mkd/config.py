@@ -221,6 +221,14 @@ class StudentConfig(Strict):
     init_from: str | None = Field(None, description="pretrained encoder for the transformer student")
     init_layers: int | None = Field(None, ge=1, description="keep the first k layers of init_from")
 
+    @model_serializer(mode="wrap")
+    def _omit_unset_new_keys(self, handler: Any) -> Any:
+        """Keys added after runs exist stay out of the dump (and so of every fingerprint) while unset."""
+        data = handler(self)
+        if isinstance(data, dict) and not data.get("bigram_buckets"):
+            data.pop("bigram_buckets", None)
+        return data
+
 
 class DistillConfig(Strict):
     seed: int | None = Field(None, description="student seed (init, data order); None: the recipe's seed")
