@@ -225,11 +225,11 @@ def dev_scores(args: argparse.Namespace) -> None:
     diffs = []
     for name in (n for n in scores["no"] if n != "seconds"):
         (a, pa), (b, pb) = scores["no"][name], scores["auto"][name]
-        diffs += [b - a] if name.startswith("student seed") else []
+        diffs += [b - a] if name.startswith("student") else []
         print(f"  {name:15s} fp32 {a:6.2f} ({pa})   auto {b:6.2f} ({pb})   auto - fp32 {b - a:+.2f} points")
     if diffs:
-        print(f"  student over {len(diffs)} seeds: auto - fp32 mean {statistics.mean(diffs):+.2f} points "
-              f"(spread {min(diffs):+.2f} .. {max(diffs):+.2f})")
+        print(f"  student over {len(diffs)} seeds (the recipe's and 1..N): auto - fp32 mean "
+              f"{statistics.mean(diffs):+.2f} points (spread {min(diffs):+.2f} .. {max(diffs):+.2f})")
     print(f"  wall     fp32 {scores['no']['seconds']:.0f}s   auto {scores['auto']['seconds']:.0f}s")
 
 
