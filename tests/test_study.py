@@ -91,6 +91,15 @@ def test_versus_peers_finds_the_best_mkd_row_at_least_as_fast():
     assert len(found) == 3  # a peer is never compared with another peer
 
 
+def test_processes_side_by_side_keep_each_others_seeds(tmp_path):
+    path = tmp_path / "results.json"
+    study.update_results(path, "row", {"sets": ["a=1"], "seeds": {"3": {"models": [3]}}})
+    study.update_results(path, "row", {"sets": ["a=1"], "seeds": {"1": {"models": [1]}, "2": {"models": [2]}}})
+    assert list(json.loads(path.read_text())["row"]["seeds"]) == ["1", "2", "3"]
+    study.update_results(path, "row", {"sets": ["a=2"], "seeds": {"1": {"models": [9]}}})  # a changed recipe
+    assert json.loads(path.read_text())["row"]["seeds"] == {"1": {"models": [9]}}
+
+
 TINY_ROWS = ("Teacher MiniLM-L6 (multi-task)", "single-task KD (rt_polarity)", "MKD-LSTM (", "MKD-Static",
              "supervised (rt_polarity)", "StaticModelForClassification (rt_polarity)")
 """One row of every kind (teachers fp32 and int8, single-task KD, the LSTM and static MKD families,

@@ -216,6 +216,7 @@ def rows(scale: str, runs: Path | None = None) -> list[Row]:
     small_recipe = load_recipe(s.base, [*s.extra, *s.small])
     small_total = len(TASKS) * (small_recipe.distill.train.max_steps or 0)  # what the Tang rows spend together
     small_all_in = small_total - len(TASKS) * (small_recipe.finetune.train.max_steps or 0)  # fine-tuning included
+    small_longest = small_total * 3 // 2  # half again the Tang rows' total: what more budget buys
     tl = s.teacher_label
 
     def teacher(run: str) -> tuple[str, ...]:
@@ -262,6 +263,10 @@ def rows(scale: str, runs: Path | None = None) -> list[Row]:
             (*small, f"distill.train.max_steps={small_total}"), "mkd-lstm-small-total"),
         Row(f"MKD-LSTM, {SMALL_ROWS}, the Tang rows' total steps + fine-tuning", "mkd", ("finetune",),
             (*small, f"distill.train.max_steps={small_total}"), "mkd-lstm-small-total", extra={"finetuned": True}),
+        Row(f"MKD-LSTM, {SMALL_ROWS}, {small_longest:,} steps (multi-task)", "mkd", ("distill",),
+            (*small, f"distill.train.max_steps={small_longest}"), "mkd-lstm-small-longest"),
+        Row(f"MKD-LSTM, {SMALL_ROWS}, {small_longest:,} steps + fine-tuning", "mkd", ("finetune",),
+            (*small, f"distill.train.max_steps={small_longest}"), "mkd-lstm-small-longest", extra={"finetuned": True}),
         Row(f"MKD-LSTM, {SMALL_ROWS}, {small_all_in:,} steps (multi-task)", "mkd", ("distill",),
             (*small, f"distill.train.max_steps={small_all_in}"), "mkd-lstm-small-all-in"),
         Row(f"MKD-LSTM, {SMALL_ROWS}, {small_all_in:,} steps + fine-tuning: the Tang rows' total steps in all", "mkd",
@@ -370,11 +375,16 @@ def collect(runs: Path, row: Row, seed: int | None) -> list[dict]:
 
 
 def update_results(path: Path, key: str, value: dict) -> None:
-    """Read-modify-write under a lock, so study processes running side by side keep each other's rows."""
+    """Read-modify-write under a lock, so study processes running side by side keep each other's rows,
+    and each other's seeds of one row (a row's stored seeds stay unless this value has them anew)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         results = json.loads(path.read_text()) if path.exists() else {}
+        old = results.get(key)
+        if isinstance(old, dict) and "seeds" in value and old.get("sets") == value.get("sets"):
+            seeds = {**old.get("seeds", {}), **value["seeds"]}
+            value = {**value, "seeds": {k: seeds[k] for k in sorted(seeds)}}
         results[key] = value
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(results, indent=1))
