@@ -29,9 +29,31 @@ def pareto_front(points: Sequence[Point]) -> list[Point]:
     return front
 
 
+def label_heights(scores: Sequence[float], lo: float, hi: float, step: float) -> list[float]:
+    """Heights (axes fraction, 0..1) for the labels of points with these scores, in the same order:
+    each near its point, at least `step` apart in score order, all inside the panel (compressed
+    evenly when they do not fit)."""
+    order = sorted(range(len(scores)), key=lambda i: scores[i])
+    step = min(step, 0.96 / max(len(scores), 1))
+    placed: list[float] = []
+    for i in order:
+        y = min(max((scores[i] - lo) / (hi - lo), 0.02), 0.98)
+        placed.append(max(y, placed[-1] + step) if placed else y)
+    over = placed[-1] - 0.98 if placed else 0.0
+    for k in range(len(placed) - 1, -1, -1):  # push the top ones down, keeping the spacing
+        if over <= 0:
+            break
+        placed[k] -= over
+        over = placed[k - 1] + step - placed[k] if k else 0.0
+    heights = [0.0] * len(scores)
+    for i, y in zip(order, placed, strict=True):
+        heights[i] = y
+    return heights
+
+
 def draw_pareto(ax: Any, points: Sequence[Point], title: str, metric: str = "score") -> None:
-    """Scatter every point on a log speed axis, draw the front, and label points without overlap
-    (labels are stacked in score order at the right of their point, nudged apart vertically)."""
+    """Scatter every point on a log speed axis, draw the front, and label every point at the right
+    (labels spaced in score order inside the panel, a thin line to their point when moved)."""
     import matplotlib.ticker
 
     if not points:
@@ -52,18 +74,17 @@ def draw_pareto(ax: Any, points: Sequence[Point], title: str, metric: str = "sco
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     lo, hi = min(p.score for p in points), max(p.score for p in points)
     span = max(hi - lo, 1.0)
-    ax.set_ylim(lo - 0.08 * span, hi + 0.12 * span)
+    ylo, yhi = lo - 0.08 * span, hi + 0.12 * span
+    ax.set_ylim(ylo, yhi)
     xmin, xmax = min(p.speed for p in points), max(p.speed for p in points)
     ax.set_xlim(xmin / 1.6, xmax * 4.0)  # room for the labels at the right
-    gap = 0.055 * (span * 1.2)
-    placed: list[float] = []
-    for p in sorted(points, key=lambda p: p.score):
-        y = p.score
-        while any(abs(y - q) < gap for q in placed):
-            y += gap / 2
-        placed.append(y)
-        ax.annotate(p.name, (p.speed, p.score), xytext=(p.speed * 1.12, y), fontsize=7, va="center",
-                    arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5} if y != p.score else None)
+    heights = label_heights([p.score for p in points], ylo, yhi, 0.055)
+    for p, y in zip(points, heights, strict=True):
+        moved = abs(y - (p.score - ylo) / (yhi - ylo)) > 0.01
+        name = p.name if len(p.name) <= 64 else p.name[:63] + "…"
+        ax.annotate(name, (p.speed, p.score), xytext=(p.speed * 1.12, y), textcoords=("data", "axes fraction"),
+                    fontsize=6.5, va="center",
+                    arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5} if moved else None)
     ax.set_xlabel("examples/s (log scale)")
     ax.set_ylabel(metric)
     ax.set_title(title, fontsize=9)
@@ -79,7 +100,9 @@ def pareto_figure(per_task: dict[str, Sequence[Point]], path: str | Path | None 
     import matplotlib.pyplot as plt
 
     tasks = list(per_task)
-    fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(6.2 * max(len(tasks), 1), 4.2), squeeze=False)
+    most = max((len(per_task[t]) for t in tasks), default=0)  # one label line per point fits the panel
+    fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(7.0 * max(len(tasks), 1), max(4.2, 0.17 * most + 1.2)),
+                             squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=False):
         draw_pareto(ax, per_task[task], task, metric)
     fig.tight_layout()
