@@ -216,7 +216,6 @@ def rows(scale: str, runs: Path | None = None) -> list[Row]:
     small_recipe = load_recipe(s.base, [*s.extra, *s.small])
     small_total = len(TASKS) * (small_recipe.distill.train.max_steps or 0)  # what the Tang rows spend together
     small_all_in = small_total - len(TASKS) * (small_recipe.finetune.train.max_steps or 0)  # fine-tuning included
-    small_longest = small_total * 3 // 2  # half again the Tang rows' total: what more budget buys
     tl = s.teacher_label
 
     def teacher(run: str) -> tuple[str, ...]:
@@ -254,24 +253,7 @@ def rows(scale: str, runs: Path | None = None) -> list[Row]:
         Row("MKD-LSTM (bilstm_attn, multi-task)", "mkd", ("augment", "label", "distill"), mkd_student, "mkd-lstm"),
         Row("MKD-LSTM + fine-tuning", "mkd", ("finetune",), (*mkd_student, *s.finetune), "mkd-lstm",
             extra={"finetuned": True}),
-        Row(f"MKD-LSTM, {SMALL_ROWS} (multi-task)", "mkd", ("distill",), small, "mkd-lstm-small"),
-        Row(f"MKD-LSTM, {SMALL_ROWS} + fine-tuning", "mkd", ("finetune",), small, "mkd-lstm-small",
-            extra={"finetuned": True}),
-        # the same student given what the two single-task students spend together: all of it on the
-        # multi-task distillation, or with the fine-tuning steps counted in it
-        Row(f"MKD-LSTM, {SMALL_ROWS}, the Tang rows' total steps (multi-task)", "mkd", ("distill",),
-            (*small, f"distill.train.max_steps={small_total}"), "mkd-lstm-small-total"),
-        Row(f"MKD-LSTM, {SMALL_ROWS}, the Tang rows' total steps + fine-tuning", "mkd", ("finetune",),
-            (*small, f"distill.train.max_steps={small_total}"), "mkd-lstm-small-total", extra={"finetuned": True}),
-        Row(f"MKD-LSTM, {SMALL_ROWS}, {small_longest:,} steps (multi-task)", "mkd", ("distill",),
-            (*small, f"distill.train.max_steps={small_longest}"), "mkd-lstm-small-longest"),
-        Row(f"MKD-LSTM, {SMALL_ROWS}, {small_longest:,} steps + fine-tuning", "mkd", ("finetune",),
-            (*small, f"distill.train.max_steps={small_longest}"), "mkd-lstm-small-longest", extra={"finetuned": True}),
-        Row(f"MKD-LSTM, {SMALL_ROWS}, {small_all_in:,} steps (multi-task)", "mkd", ("distill",),
-            (*small, f"distill.train.max_steps={small_all_in}"), "mkd-lstm-small-all-in"),
-        Row(f"MKD-LSTM, {SMALL_ROWS}, {small_all_in:,} steps + fine-tuning: the Tang rows' total steps in all", "mkd",
-            ("finetune",), (*small, f"distill.train.max_steps={small_all_in}"), "mkd-lstm-small-all-in",
-            extra={"finetuned": True}),
+        *_small_rows(small, small_total, small_all_in),
         Row("MKD-Static (multi-task)", "mkd", ("distill",), static, "mkd-static", needs=("static",)),
         Row("MKD-Static + fine-tuning", "mkd", ("finetune",), (*static, *s.finetune), "mkd-static",
             extra={"finetuned": True}, needs=("static",)),
@@ -310,6 +292,23 @@ def rows(scale: str, runs: Path | None = None) -> list[Row]:
     if s.only:
         out = [r for r in out if r.name.startswith(s.only)]
     return [r for r in out if not any(d in r.name for d in s.drop)]
+
+
+def _small_rows(sets: tuple[str, ...], total: int, all_in: int) -> list[Row]:
+    """The multi-task small BiLSTM, each budget as a distillation row and its fine-tuning row: the
+    single-task rows' own steps; what the Tang rows spend together (all on distillation, or with the
+    fine-tuning steps counted in it); and half again that total (what more budget buys)."""
+    budgets = [("", None, "mkd-lstm-small", ""),
+               (", the Tang rows' total steps", total, "mkd-lstm-small-total", ""),
+               (f", {total * 3 // 2:,} steps", total * 3 // 2, "mkd-lstm-small-longest", ""),
+               (f", {all_in:,} steps", all_in, "mkd-lstm-small-all-in", ": the Tang rows' total steps in all")]
+    out = []
+    for label, steps, folder, tuned_note in budgets:
+        budget_sets = (*sets, *((f"distill.train.max_steps={steps}",) if steps else ()))
+        out += [Row(f"MKD-LSTM, {SMALL_ROWS}{label} (multi-task)", "mkd", ("distill",), budget_sets, folder),
+                Row(f"MKD-LSTM, {SMALL_ROWS}{label} + fine-tuning{tuned_note}", "mkd", ("finetune",), budget_sets,
+                    folder, extra={"finetuned": True})]
+    return out
 
 
 def row_sets(scale: str, runs: Path, row: Row, seed: int | None) -> list[str]:

@@ -11,7 +11,7 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -31,6 +31,22 @@ from mkd.errors import MkdError, nearest
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class WithNewKeys(Strict):
+    """A section whose NEW_KEYS (added after runs exist) stay out of the dump, and so of every
+    fingerprint, while they hold their default: old runs keep their fingerprints."""
+
+    NEW_KEYS: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_default_new_keys(self, handler: Any) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for key in self.NEW_KEYS:
+                if key in data and data[key] == type(self).model_fields[key].default:
+                    data.pop(key)
+        return data
 
 
 class TrainConfig(Strict):
@@ -79,10 +95,11 @@ class UnlabelledFile(Strict):
     text_fields: list[str] = Field(min_length=1, max_length=2)
 
 
-class TaskConfig(Strict):
+class TaskConfig(WithNewKeys):
     """A task of the run: a known task by name, optionally with its data location and sizes,
     or a user's own task declared in full (source: files)."""
 
+    NEW_KEYS = ("join", "unlabelled_train")
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     source: Literal["builtin", "glue", "hub", "files"] | None = None
     glue_dir: str | None = None
@@ -114,15 +131,6 @@ class TaskConfig(Strict):
         """(path, its text columns or None for the task's text_fields) of each unlabelled entry."""
         return [(u, None) if isinstance(u, str) else (u.path, tuple(u.text_fields)) for u in self.unlabelled]
 
-    @model_serializer(mode="wrap")
-    def _omit_unset_new_keys(self, handler: Any) -> Any:
-        """Keys added after runs exist stay out of the dump (and so of every fingerprint) while unset."""
-        data = handler(self)
-        if isinstance(data, dict):
-            for key in ("join", "unlabelled_train"):
-                if data.get(key) is None:
-                    data.pop(key, None)
-        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -194,7 +202,8 @@ class TransferConfig(Strict):
     fidelity_examples: int = Field(256, ge=1, description="examples of the first shard the fidelity gate checks")
 
 
-class StudentConfig(Strict):
+class StudentConfig(WithNewKeys):
+    NEW_KEYS = ("bigram_buckets",)
     type: str = "bilstm_attn"
     folder: str = Field("student", pattern=r"^[A-Za-z0-9_.\-]+$",
                         description="output folder in the run; several students can share one transfer set")
@@ -220,14 +229,6 @@ class StudentConfig(Strict):
     min_count: int = Field(1, ge=1, description="word-level vocabulary: minimum count")
     init_from: str | None = Field(None, description="pretrained encoder for the transformer student")
     init_layers: int | None = Field(None, ge=1, description="keep the first k layers of init_from")
-
-    @model_serializer(mode="wrap")
-    def _omit_unset_new_keys(self, handler: Any) -> Any:
-        """Keys added after runs exist stay out of the dump (and so of every fingerprint) while unset."""
-        data = handler(self)
-        if isinstance(data, dict) and not data.get("bigram_buckets"):
-            data.pop("bigram_buckets", None)
-        return data
 
 
 class DistillConfig(Strict):
