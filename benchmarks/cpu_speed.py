@@ -13,6 +13,10 @@ alternates every round), and the medians and their ratio are printed:
   glove-6b-50d, hidden 150) on distillation targets (MSE), batch 50, as the loop does; whatever
   that student type's code is today (e.g. a faster exact LSTM path) is what is measured.
 
+Training batches are drawn as the loop draws them (mkd.data.sampler: length-bucketed within a task);
+`--bucket 1` draws batches of random lengths instead. The students' "before" is the step before
+issue 12 (packed sequences, fp32, unfused AdamW, torch's dropout) on the same weights and batches.
+
 `--dev-scores` also runs the demo (teach, augment, label, distill; shortened with --dev-steps) once
 at fp32 and once at auto and prints both dev macro scores (minutes to hours: a flag); with
 `--dev-seeds N` the student is distilled N times (distill.seed 1..N) on each precision's transfer
@@ -41,6 +45,7 @@ import torch
 
 from mkd.config import StudentConfig, TaskConfig, load_recipe
 from mkd.data.batch import EncodedSplit
+from mkd.data.sampler import MultiTaskSampler
 from mkd.evaluate import predict
 from mkd.models.base import MkdModel
 from mkd.precision import autocast, cpu_flags, resolve
@@ -56,15 +61,16 @@ def examples(n: int) -> dict:
     return {t: load_task(TaskConfig(name=t, max_train=n), seed=13) for t in TASKS}
 
 
-def batches(data: dict[str, EncodedSplit], size: int, count: int, seed: int = 0) -> list[tuple[str, dict]]:
-    """`count` random batches, tasks alternating, collated once (so tokenization is not timed)."""
+def batches(data: dict[str, EncodedSplit], size: int, count: int, seed: int = 0,
+            bucket: int = 50) -> list[tuple[str, dict]]:
+    """`count` full batches as the training loop draws them (mkd.data.sampler: random, length-bucketed
+    within a task; `bucket=1`: random lengths), tasks alternating, collated once (so tokenization is
+    not timed)."""
+    sampler = MultiTaskSampler({t: d.lengths for t, d in data.items()}, size, seed=seed, bucket=bucket)
     rng = np.random.default_rng(seed)
-    out = []
-    for i in range(count):
-        task = TASKS[i % len(TASKS)]
-        idx = rng.choice(len(data[task]), size=size, replace=False).tolist()
-        out.append((task, data[task].collate(idx)))
-    return out
+    streams = {t: [b for b in sampler.task_batches(t, rng) if len(b) == size] for t in TASKS}
+    tasks = [TASKS[i % len(TASKS)] for i in range(count)]
+    return [(t, data[t].collate(streams[t][i // len(TASKS)])) for i, t in enumerate(tasks)]
 
 
 def train_steps(model: MkdModel, loss_fn: Callable, ready: list[tuple[str, dict]], precision: str,
@@ -126,7 +132,7 @@ def fresh_copies(make: Callable[[], MkdModel], precisions: list[str]) -> dict[st
 def bench_teacher(args: argparse.Namespace, data: dict, precisions: list[str]) -> dict[str, float]:
     models = fresh_copies(lambda: teacher_model(args.teacher_length), precisions)
     encoded = {t: models[precisions[0]].encode(d.spec, d.split("train")) for t, d in data.items()}
-    ready = batches(encoded, 32, args.teacher_steps)
+    ready = batches(encoded, 32, args.teacher_steps, bucket=args.bucket)
     return interleaved({p: train_steps(models[p], gold_loss, ready, p, 5e-5) for p in precisions}, args.rounds)
 
 
@@ -163,7 +169,7 @@ def bench_student(args: argparse.Namespace, data: dict, precisions: list[str]) -
         split = d.split("train")
         targets = rng.normal(size=(len(split), d.spec.num_outputs)).astype(np.float32)
         encoded[t] = models[precisions[0]].encode(d.spec, split, targets)
-    ready = batches(encoded, 50, args.student_steps)
+    ready = batches(encoded, 50, args.student_steps, bucket=args.bucket)
     loss = distillation_loss("mse", 1.0, 0.0)
     runs = {p: train_steps(models[p], loss, ready, p, 1e-3) for p in precisions}
     baseline = make()  # before issue 12: packed sequences at fp32, unfused AdamW, the same weights
@@ -176,18 +182,21 @@ PACKED = "packed fp32"
 
 
 def packed(run: Callable[[], int]) -> Callable[[], int]:
-    """`run` with the LSTM students on packed sequences (the path before the padded one) while it runs."""
+    """`run` on the LSTM students' path before issue 12 while it runs: packed sequences and torch's own
+    dropout (one Bernoulli draw per element) instead of mkd.models.dropout's mask."""
+    import mkd.models.dropout as fast
     import mkd.models.students.bilstm as bilstm
     import mkd.models.students.bilstm_attn as bilstm_attn
-    from mkd.models.students.wordlevel import packed_lstm
+    import mkd.models.students.wordlevel as wordlevel
 
     def wrapped() -> int:
-        saved = bilstm.run_lstm, bilstm_attn.run_lstm
-        bilstm.run_lstm = bilstm_attn.run_lstm = packed_lstm
+        saved = bilstm.run_lstm, bilstm_attn.run_lstm, fast.dropout, wordlevel.dropout
+        bilstm.run_lstm = bilstm_attn.run_lstm = wordlevel.packed_lstm
+        fast.dropout = wordlevel.dropout = torch.nn.functional.dropout
         try:
             return run()
         finally:
-            bilstm.run_lstm, bilstm_attn.run_lstm = saved
+            bilstm.run_lstm, bilstm_attn.run_lstm, fast.dropout, wordlevel.dropout = saved
 
     return wrapped
 
@@ -247,6 +256,9 @@ def main() -> None:
     ap.add_argument("--teacher-length", type=int, default=40)
     ap.add_argument("--label-examples", type=int, default=256, help="examples labelled per task per round")
     ap.add_argument("--label-length", type=int, default=64, help="the demo teacher's max_length")
+    ap.add_argument("--bucket", type=int, default=50,
+                    help="training batches drawn as the loop's sampler does (length-bucketed in chunks of this many "
+                         "batches); 1: batches of random lengths, which the loop never draws")
     ap.add_argument("--student-steps", type=int, default=10, help="student batches per round")
     ap.add_argument("--student-type", default="bilstm_attn")
     ap.add_argument("--student-embeddings", default="glove-6b-50d")
@@ -271,8 +283,8 @@ def main() -> None:
     for part in args.parts:
         speed = RUNNERS[part](args, data, precisions)
         fast = speed[precisions[-1]]
-        print(f"{part:10s} {speed['fp32']:10.1f} {fast:18.1f} {fast / speed['fp32']:6.2f}x {TARGETS[part]:6.1f}x",
-              flush=True)
+        target = f"{TARGETS[part]:6.1f}x" if PACKED not in speed else f"{'-':>7s}"  # students: over PACKED
+        print(f"{part:10s} {speed['fp32']:10.1f} {fast:18.1f} {fast / speed['fp32']:6.2f}x {target}", flush=True)
         if PACKED in speed:  # the issue's baseline for students: today's fp32 packed path
             print(f"{'':10s} before: {PACKED} {speed[PACKED]:.1f} ex/s; auto over it "
                   f"{fast / speed[PACKED]:.2f}x (target {TARGETS[part]:.1f}x), fp32 padded over it "

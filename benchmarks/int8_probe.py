@@ -1,58 +1,121 @@
 """Which ONNX Runtime dynamic-quantization settings keep a model's predictions (prints figures).
 
-For a model folder: export it once to ONNX fp32, quantize that graph with several `quantize_dynamic`
-settings, and print, per task, the argmax agreement of each int8 graph with fp32 and both dev
-accuracies on up to 300 dev examples. This is how mkd's choice (MatMul/Gemm only, per channel:
-mkd.onnx_export.QUANTIZED_OPS) was made; see benchmarks/RESULTS.md.
+For a model folder: export it once to ONNX fp32 (or reuse an export folder given as `out`), quantize
+that graph with several `quantize_dynamic` settings, and print, per task, the argmax agreement of each
+int8 graph with fp32 and both dev accuracies on up to --n dev examples, and each graph's speed against
+fp32 (examples/s at batch 32, one thread, tokenization included, interleaved rounds). This is how
+mkd's choice (mkd.onnx_export: which ops, per channel, which nodes stay fp32) was made; see
+benchmarks/RESULTS.md.
 
     python benchmarks/int8_probe.py runs/demo/student /tmp/probe-student
-    python benchmarks/int8_probe.py runs/demo/teacher /tmp/probe-teacher
+    python benchmarks/int8_probe.py runs/demo/teacher /tmp/probe-teacher --n 1000
+    python benchmarks/int8_probe.py runs/demo/teacher /tmp/probe-teacher --only mkd "FFN out fp32"
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import re
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from mkd.export import dev_examples, export_onnx
 from mkd.serve import OnnxModel
 
-VARIANTS = {
-    "every op, per tensor (ONNX Runtime's default)": {},
-    "MatMul/Gemm, per tensor": {"op_types_to_quantize": ["MatMul", "Gemm"]},
-    "MatMul/Gemm, per channel (mkd)": {"op_types_to_quantize": ["MatMul", "Gemm"], "per_channel": True},
+MATMULS = {"op_types_to_quantize": ["MatMul", "Gemm"]}
+FFN_OUT = re.compile(r"/layer\.\d+/output/dense")  # a Transformer layer's FFN down-projection
+HEADS = re.compile(r"/heads/")
+
+
+def _layers(names: list[str]) -> list[str]:
+    return sorted({m.group(0) for n in names if (m := re.search(r"/layer\.\d+/", n))},
+                  key=lambda s: int(s.strip("/").split(".")[1]))
+
+
+def _keep(pattern: Callable[[list[str]], list[str]]) -> Callable[[list[str]], dict]:
+    """Settings of mkd's choice with the nodes `pattern` picks left in fp32."""
+    return lambda names: {**MATMULS, "per_channel": True, "nodes_to_exclude": pattern(names)}
+
+
+VARIANTS: dict[str, Callable[[list[str]], dict]] = {
+    "every op, per tensor (ONNX Runtime's default)": lambda names: {},
+    "MatMul/Gemm, per tensor": lambda names: dict(MATMULS),
+    "mkd: MatMul/Gemm, per channel": lambda names: {**MATMULS, "per_channel": True},
+    "FFN out fp32": _keep(lambda names: [n for n in names if FFN_OUT.search(n)]),
+    "heads fp32": _keep(lambda names: [n for n in names if HEADS.search(n)]),
+    "last layer fp32": _keep(lambda names: [n for n in names if _layers(names) and _layers(names)[-1] in n]),
+    "first layer fp32": _keep(lambda names: [n for n in names if _layers(names) and _layers(names)[0] in n]),
+    "FFN out of the last layer fp32": _keep(
+        lambda names: [n for n in names if FFN_OUT.search(n) and _layers(names)[-1] in n]),
+    "per channel, reduce_range": lambda names: {**MATMULS, "per_channel": True, "reduce_range": True},
 }
+
+
+def _speed(models: dict[str, OnnxModel], task: str, columns: list[list[str]], rounds: int) -> dict[str, float]:
+    times: dict[str, list[float]] = {k: [] for k in models}
+    for r in range(rounds + 1):
+        for name in (list(models) if r % 2 else list(models)[::-1]):
+            start = time.perf_counter()
+            models[name].logits(task, columns, batch_size=32)
+            if r:  # the first round warms up
+                times[name].append(len(columns[0]) / (time.perf_counter() - start))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _columns(rows: list) -> list[list[str]]:
+    return [[e.texts[k] for e in rows] for k in range(len(rows[0].texts))]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", type=Path)
-    ap.add_argument("out", type=Path, help="a scratch folder for the graphs")
+    ap.add_argument("out", type=Path, help="a scratch folder for the graphs (an export folder is reused)")
     ap.add_argument("--n", type=int, default=300, help="dev examples per task")
+    ap.add_argument("--only", nargs="*", default=None, help="variant names (default: all)")
+    ap.add_argument("--rounds", type=int, default=3, help="timing rounds (0: no timing)")
     args = ap.parse_args()
+    logging.disable(logging.WARNING)  # ONNX Runtime's advice to pre-process is for static quantization
     if not (args.out / "export.json").is_file():
         export_onnx(args.model, args.out)
+    manifest = args.out / "export.json"
+    doc = json.loads(manifest.read_text())
     fp32 = OnnxModel(args.out, "fp32")
     examples = dev_examples(args.model, list(fp32.doc["tasks"]), args.n)
-    manifest = args.out / "export.json"
+    names = [n.name for n in onnx.load(str(args.out / doc["graph"]), load_external_data=False).graph.node
+             if n.op_type in ("MatMul", "Gemm")]
+    reference = {t: fp32.logits(t, _columns(rows)).argmax(1) for t, rows in examples.items()}
+    print(f"{args.model}: {len(names)} MatMul/Gemm nodes; {', '.join(f'{t}: {len(e)}' for t, e in examples.items())} "
+          "dev examples", flush=True)
     for i, (name, settings) in enumerate(VARIANTS.items()):
+        if args.only and name not in args.only:
+            continue
         graph = args.out / f"probe-{i}.int8.onnx"
-        quantize_dynamic(str(args.out / "model.onnx"), str(graph), weight_type=QuantType.QInt8, **settings)
-        doc = json.loads(manifest.read_text())
+        chosen = settings(names)
+        quantize_dynamic(str(args.out / doc["graph"]), str(graph), weight_type=QuantType.QInt8, **chosen)
         manifest.write_text(json.dumps({**doc, "int8_graph": graph.name}))
         int8 = OnnxModel(args.out, "int8")
         cells = []
         for task, rows in examples.items():
-            columns = [[e.texts[k] for e in rows] for k in range(len(rows[0].texts))]
-            a, b = fp32.logits(task, columns).argmax(1), int8.logits(task, columns).argmax(1)
+            columns = _columns(rows)
+            a, b = reference[task], int8.logits(task, columns).argmax(1)
             gold = np.array([e.label for e in rows])
-            cells.append(f"{task}: agreement {(a == b).mean():.1%}, accuracy {(a == gold).mean():.1%} -> "
-                         f"{(b == gold).mean():.1%}")
-        print(f"{name}: {graph.stat().st_size / 1e6:.1f} MB; " + "; ".join(cells), flush=True)
+            cell = (f"{task}: agreement {(a == b).mean():.1%}, accuracy {(a == gold).mean():.1%} -> "
+                    f"{(b == gold).mean():.1%}")
+            if args.rounds:
+                speed = _speed({"fp32": fp32, "int8": int8}, task, [c[:256] for c in columns], args.rounds)
+                cell += f", {speed['int8'] / speed['fp32']:.2f}x fp32 ({speed['int8']:.0f} ex/s)"
+            cells.append(cell)
+        kept = len(chosen.get("nodes_to_exclude", []))
+        print(f"{name} ({kept} nodes fp32): {graph.stat().st_size / 1e6:.1f} MB; " + "; ".join(cells), flush=True)
+    manifest.write_text(json.dumps(doc))
 
 
 if __name__ == "__main__":
