@@ -10,6 +10,7 @@ benchmarks/RESULTS.md.
     python benchmarks/int8_probe.py runs/demo/student /tmp/probe-student
     python benchmarks/int8_probe.py runs/demo/teacher /tmp/probe-teacher --n 1000
     python benchmarks/int8_probe.py runs/demo/teacher /tmp/probe-teacher --only mkd "FFN out fp32"
+    python benchmarks/int8_probe.py runs/demo/teacher /tmp/probe-teacher --only mkd --scan --rounds 0
 """
 
 from __future__ import annotations
@@ -53,6 +54,19 @@ def _weight_only_8bit(src: Path, dst: Path) -> None:
 def _layers(names: list[str]) -> list[str]:
     return sorted({m.group(0) for n in names if (m := re.search(r"/layer\.\d+/", n))},
                   key=lambda s: int(s.strip("/").split(".")[1]))
+
+
+GROUP = re.compile(r"layer\.(\d+)/(attention/self/(?:query|key|value)|attention/output|intermediate|output)")
+GROUP_NAMES = {"attention/output": "attention out", "intermediate": "FFN in", "output": "FFN out"}
+
+
+def _groups(names: list[str]) -> dict[str, list[str]]:
+    """A BERT-style Transformer's MatMuls by layer and role (Q/K/V, attention out, FFN in, FFN out)."""
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        if m := GROUP.search(n):
+            groups.setdefault(f"layer {m.group(1)} {GROUP_NAMES.get(m.group(2), 'Q/K/V')}", []).append(n)
+    return groups
 
 
 def _keep(pattern: Callable[[list[str]], list[str]]) -> Callable[[list[str]], dict]:
@@ -115,6 +129,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=300, help="dev examples per task")
     ap.add_argument("--only", nargs="*", default=None, help="variants whose names contain one of these (default: all)")
     ap.add_argument("--rounds", type=int, default=3, help="timing rounds (0: no timing)")
+    ap.add_argument("--scan", action="store_true",
+                    help="also: each layer's Q/K/V, attention out, FFN in, FFN out kept fp32 alone (no timing)")
     args = ap.parse_args()
     logging.disable(logging.WARNING)  # ONNX Runtime's advice to pre-process is for static quantization
     if not (args.out / "export.json").is_file():
@@ -128,9 +144,10 @@ def main() -> None:
     reference = {t: fp32.logits(t, _columns(rows)).argmax(1) for t, rows in examples.items()}
     print(f"{args.model}: {len(names)} MatMul/Gemm nodes; {', '.join(f'{t}: {len(e)}' for t, e in examples.items())} "
           "dev examples", flush=True)
-    for i, (name, settings) in enumerate(VARIANTS.items()):
-        if args.only and not any(o in name for o in args.only):
-            continue
+    variants = {k: v for k, v in VARIANTS.items() if not args.only or any(o in k for o in args.only)}
+    if args.scan:
+        variants.update({f"{g} fp32": _keep(lambda names, g=g: _groups(names)[g]) for g in _groups(names)})
+    for i, (name, settings) in enumerate(variants.items()):
         graph = args.out / f"probe-{i}.int8.onnx"
         chosen = settings(names)
         if name in (MKD, NBITS):
@@ -141,7 +158,7 @@ def main() -> None:
         manifest.write_text(json.dumps({**doc, "int8_graph": graph.name}))
         try:
             int8 = OnnxModel(args.out, "int8")
-            cells = _cells(examples, reference, fp32, int8, args.rounds)
+            cells = _cells(examples, reference, fp32, int8, 0 if name not in VARIANTS else args.rounds)
         except Fail as e:  # ONNX Runtime refuses some graphs outright
             cells = [f"does not run ({str(e).split('Status Message: ')[-1][:120]})"]
         kept = len(chosen.get("nodes_to_exclude", []))
