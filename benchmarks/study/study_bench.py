@@ -72,7 +72,8 @@ def gpu_checks(scale: str) -> None:
     why = preflight(device)
     if why:
         raise SystemExit(f"study: the students' LSTM fails under bf16 autocast on {device} ({why}); run the "
-                         "students in fp32: drop distill/finetune mixed_precision=bf16 from GPU_PRECISION in study.py")
+                         "students in fp32: drop distill/finetune mixed_precision=bf16 from GPU_PRECISION "
+                         "in study_rows.py")
     print(f"study: bf16 LSTM path works on {device}", flush=True)
 
 
