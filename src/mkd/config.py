@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from mkd.errors import MkdError, nearest
+from mkd.typed_values import apply_override, parse_overrides
 
 
 class Strict(BaseModel):
@@ -354,69 +355,6 @@ def _read_source(source: str | Path | None) -> tuple[str, str]:
     )
 
 
-def split_overrides(overrides: list[str] | None) -> list[tuple[str, list[str], str]]:
-    """(item, dotted path, the value's text as typed) of each `--set key=value`."""
-    split = []
-    for item in overrides or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise MkdError(f"override '{item}' is not key=value", "write it as --set teacher.max_length=64")
-        split.append((item, key.strip().split("."), raw))
-    return split
-
-
-def parse_overrides(overrides: list[str] | None, schema: type[BaseModel] | None = None) -> list[tuple[list[str], Any]]:
-    """Overrides as (path, value): with a schema, a string-typed key keeps the words typed (see
-    mkd.typed_values); without one, values are read as YAML."""
-    from mkd.typed_values import typed_value
-
-    parsed = []
-    for item, path, raw in split_overrides(overrides):
-        try:
-            value = (typed_value(schema, path, raw) if schema is not None
-                     else yaml.safe_load(raw) if raw.strip() else "")
-        except yaml.YAMLError as e:
-            raise MkdError(f"override '{item}' has a malformed value", "quote it as YAML") from e
-        parsed.append((path, value))
-    return parsed
-
-
-def _apply(data: dict[str, Any], path: list[str], value: Any) -> None:
-    node: Any = data
-    for i, key in enumerate(path):
-        last = i == len(path) - 1
-        if isinstance(node, list):
-            idx = _list_index(node, key, ".".join(path))
-            if last:
-                node[idx] = value
-                return
-            if isinstance(node[idx], str):  # task shorthand: "snli" -> {"name": "snli"}
-                node[idx] = {"name": node[idx]}
-            node = node[idx]
-        elif isinstance(node, dict):
-            if last:
-                node[key] = value
-                return
-            if node.get(key) is None:
-                node[key] = {}
-            node = node[key]
-        else:
-            raise MkdError(f"override {'.'.join(path)}: '{path[i - 1]}' is not a section", "check the key")
-
-
-def _list_index(node: list[Any], key: str, full: str) -> int:
-    if key.lstrip("-").isdigit():
-        idx = int(key)
-        if -len(node) <= idx < len(node):
-            return idx
-        raise MkdError(f"override {full}: index {key} is out of range", f"the list has {len(node)} items")
-    for idx, item in enumerate(node):
-        name = item if isinstance(item, str) else item.get("name") if isinstance(item, dict) else None
-        if name == key:
-            return idx
-    raise MkdError(f"override {full}: no item named '{key}'", "use an index or a task name of the recipe")
-
-
 def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Valid field names of the (sub)model that a validation error location points into."""
     current: Any = model
@@ -475,7 +413,7 @@ def load_recipe(source: str | Path | None = None, overrides: list[str] | None = 
     if not isinstance(data, dict):
         raise MkdError(f"recipe {where} is not a mapping of sections", "start from recipes/demo.yaml")
     for path, value in parse_overrides(overrides, Recipe):
-        _apply(data, path, value)
+        apply_override(data, path, value)
     try:
         return Recipe.model_validate(data)
     except ValidationError as e:

@@ -4,6 +4,7 @@ YAML 1.1 reads `no`, `off`, `yes`, `on` as booleans, `null` and `~` as None and 
 For a key (or a list item, mapping value) whose type is a string, the user's words stay the
 string typed: `--set distill.train.mixed_precision=no` is "no", `--set tasks.0.name=1` is "1".
 Everything else (numbers, booleans, lists of numbers, None for optional numbers) is read as YAML.
+The overrides are parsed here and applied to the raw recipe mapping before validation (mkd.config).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel
+
+from mkd.errors import MkdError
 
 
 def _members(annotation: Any) -> tuple[Any, ...]:
@@ -113,3 +116,65 @@ def typed_value(model: type[BaseModel], path: list[str], raw: str) -> Any:
     if isinstance(parsed, (dict, list)):
         return _merge(parsed, _words(yaml.compose(raw, Loader=yaml.SafeLoader)), annotation)
     return parsed
+
+
+def split_overrides(overrides: list[str] | None) -> list[tuple[str, list[str], str]]:
+    """(item, dotted path, the value's text as typed) of each `--set key=value`."""
+    split = []
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise MkdError(f"override '{item}' is not key=value", "write it as --set teacher.max_length=64")
+        split.append((item, key.strip().split("."), raw))
+    return split
+
+
+def parse_overrides(overrides: list[str] | None, schema: type[BaseModel] | None = None) -> list[tuple[list[str], Any]]:
+    """Overrides as (path, value): with a schema, a string-typed key keeps the words typed
+    (typed_value); without one, values are read as YAML."""
+    parsed = []
+    for item, path, raw in split_overrides(overrides):
+        try:
+            value = (typed_value(schema, path, raw) if schema is not None
+                     else yaml.safe_load(raw) if raw.strip() else "")
+        except yaml.YAMLError as e:
+            raise MkdError(f"override '{item}' has a malformed value", "quote it as YAML") from e
+        parsed.append((path, value))
+    return parsed
+
+
+def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
+    """Set `path` (keys, list indices or task names) of a raw recipe mapping to `value`."""
+    node: Any = data
+    for i, key in enumerate(path):
+        last = i == len(path) - 1
+        if isinstance(node, list):
+            idx = _list_index(node, key, ".".join(path))
+            if last:
+                node[idx] = value
+                return
+            if isinstance(node[idx], str):  # task shorthand: "snli" -> {"name": "snli"}
+                node[idx] = {"name": node[idx]}
+            node = node[idx]
+        elif isinstance(node, dict):
+            if last:
+                node[key] = value
+                return
+            if node.get(key) is None:
+                node[key] = {}
+            node = node[key]
+        else:
+            raise MkdError(f"override {'.'.join(path)}: '{path[i - 1]}' is not a section", "check the key")
+
+
+def _list_index(node: list[Any], key: str, full: str) -> int:
+    if key.lstrip("-").isdigit():
+        idx = int(key)
+        if -len(node) <= idx < len(node):
+            return idx
+        raise MkdError(f"override {full}: index {key} is out of range", f"the list has {len(node)} items")
+    for idx, item in enumerate(node):
+        name = item if isinstance(item, str) else item.get("name") if isinstance(item, dict) else None
+        if name == key:
+            return idx
+    raise MkdError(f"override {full}: no item named '{key}'", "use an index or a task name of the recipe")
