@@ -107,38 +107,68 @@ def test_int8_lstm_students_quantize_their_lstms_and_keep_the_logits(kind, expor
     assert kept < 0.1 and broken > 5 * kept
 
 
-def test_a_broken_int8_graph_is_refused_and_nothing_is_written(exported, monkeypatch, tmp_path):
+def _scramble(path: Path) -> None:
+    """Replace every weight of a graph, quantized or not, by noise (an int8 LSTM refuses non-zero zero
+    points outright, so those stay)."""
     import onnx
     from onnx import numpy_helper
 
-    real = mkd.onnx_export.quantize
+    graph_model = onnx.load(str(path))
+    rng = np.random.default_rng(0)
+    for init in graph_model.graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.size > 16 and arr.dtype in (np.int8, np.uint8, np.float32) and "zero_point" not in init.name:
+            noise = rng.integers(0, 127, arr.shape) if arr.dtype != np.float32 else rng.normal(0, 1, arr.shape)
+            init.CopyFrom(numpy_helper.from_array(noise.astype(arr.dtype), init.name))
+    onnx.save(graph_model, str(path))
 
-    def broken(src: Path, dst: Path) -> None:
-        real(src, dst)
-        graph_model = onnx.load(str(dst))
-        rng = np.random.default_rng(0)
-        for init in graph_model.graph.initializer:
-            arr = numpy_helper.to_array(init)
-            weight = arr.size > 16 and arr.dtype in (np.int8, np.uint8, np.float32) and "zero_point" not in init.name
-            if weight:  # weights, quantized or not (an int8 LSTM refuses non-zero zero points outright)
-                noise = rng.integers(0, 127, arr.shape) if arr.dtype != np.float32 else rng.normal(0, 1, arr.shape)
-                init.CopyFrom(numpy_helper.from_array(noise.astype(arr.dtype), init.name))
-        onnx.save(graph_model, str(dst))
 
+def _sharp(exported, tmp_path: Path) -> Path:
+    """The bilstm model with heads that decide (an untrained model answers one class)."""
     import torch
 
-    model = load_model(exported["bilstm"][0])  # an untrained model answers one class: make it decide
+    model = load_model(exported["bilstm"][0])
     with torch.no_grad():
         for head in model.heads.heads.values():
             head[1].weight.mul_(30.0)
     model.save(tmp_path / "sharp")
-    export_onnx(tmp_path / "sharp", tmp_path / "fine", _examples(60), quantize="int8")  # the real one passes
+    return tmp_path / "sharp"
+
+
+def test_int8_lstms_under_the_gate_fall_back_to_the_matrix_products_alone(exported, monkeypatch, tmp_path):
+    import onnx
+
+    real = mkd.onnx_export.quantize
+
+    def lstms_break(src: Path, dst: Path, ops=mkd.onnx_export.INT8_OPS[0]) -> None:
+        real(src, dst, ops)
+        if "LSTM" in ops:
+            _scramble(dst)
+
+    monkeypatch.setattr(mkd.onnx_export, "quantize", lstms_break)
+    doc = export_onnx(_sharp(exported, tmp_path), tmp_path / "out", _examples(60), quantize="int8")
+    assert doc["int8_ops"] == ["MatMul", "Gemm"]
+    assert doc["int8_first_try"].startswith("MatMul/Gemm/LSTM: the int8 graph agrees with PyTorch on")
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "out" / "model.int8.onnx")).graph.node]
+    assert "LSTM" in ops and "DynamicQuantizeLSTM" not in ops
+    assert all(t["int8"]["argmax_agreement"] >= 0.99 for t in doc["tasks"].values() if t["type"] == "classification")
+
+
+def test_a_broken_int8_graph_is_refused_and_nothing_is_written(exported, monkeypatch, tmp_path):
+    real = mkd.onnx_export.quantize
+
+    def broken(src: Path, dst: Path, ops=mkd.onnx_export.INT8_OPS[0]) -> None:
+        real(src, dst, ops)
+        _scramble(dst)
+
+    sharp = _sharp(exported, tmp_path)
+    export_onnx(sharp, tmp_path / "fine", _examples(60), quantize="int8")  # the real one passes
     monkeypatch.setattr(mkd.onnx_export, "quantize", broken)
     with pytest.raises(MkdError, match=r"int8 graph agrees with PyTorch on .*< 99%") as refused:
-        export_onnx(tmp_path / "sharp", tmp_path / "out", _examples(60), quantize="int8")
+        export_onnx(sharp, tmp_path / "out", _examples(60), quantize="int8")
     assert not (tmp_path / "out").exists()
     assert "accuracy changes by" in str(refused.value) and "--int8-agreement" in refused.value.fix
-    done = export_onnx(tmp_path / "sharp", tmp_path / "out", _examples(60), quantize="int8", int8_agreement=0.0)
+    done = export_onnx(sharp, tmp_path / "out", _examples(60), quantize="int8", int8_agreement=0.0)
     assert done["int8_graph"] and all("argmax_agreement" in t["int8"] for t in done["tasks"].values()
                                       if t["type"] == "classification")
     with pytest.raises(MkdError, match="--quantize int8"):

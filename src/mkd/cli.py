@@ -248,6 +248,8 @@ def export(model: ModelOpt, fmt: FormatOpt = "onnx", out: OutOpt = None, quantiz
         if "argmax_agreement" in q:
             line += f"; int8 agrees on {q['argmax_agreement']:.1%}, accuracy change {q.get('accuracy_change', 0):+.2%}"
         say(line + ")")
+    if result.get("int8_first_try"):
+        say(f"export: int8 kept the LSTMs in fp32 (quantizing {result['int8_first_try']})")
     typer.echo(result["out"])
 
 
