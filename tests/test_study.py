@@ -91,6 +91,20 @@ def test_versus_peers_finds_the_best_mkd_row_at_least_as_fast():
     assert len(found) == 3  # a peer is never compared with another peer
 
 
+def test_a_task_speed_comes_from_the_model_scored_on_that_task():
+    from study_report import task_speed
+
+    def model(path: str, task: str) -> dict:
+        return {"path": path, "test": {"tasks": {task: {"accuracy": 70.0}}}}
+
+    def figures(fast: float) -> dict:
+        return {"batch_sizes": [32], "tasks": {t: {"batch_32": {"examples_per_s": fast}} for t in ("rt", "snli")}}
+
+    entry = {"seeds": {"1": {"models": [model("tuned/rt", "rt"), model("tuned/snli", "snli")]}}}
+    bench = {"tuned/rt": figures(100.0), "tuned/snli": figures(200.0)}  # each model has both tasks' heads
+    assert task_speed(entry, bench, "rt") == 100.0 and task_speed(entry, bench, "snli") == 200.0
+
+
 def test_processes_side_by_side_keep_each_others_seeds(tmp_path):
     path = tmp_path / "results.json"
     study.update_results(path, "row", {"sets": ["a=1"], "seeds": {"3": {"models": [3]}}})

@@ -158,11 +158,13 @@ def plot(results: dict, folder: Path) -> list[Path]:
 
 
 def task_speed(entry: dict, bench: dict, task: str, runtime: str = "torch") -> float | None:
-    """Examples/s on `task` at the bench's largest batch (first seed's model that has the task)."""
+    """Examples/s on `task` at the bench's largest batch: the first seed's model scored on the task (a
+    fine-tuned row has one model per task, each keeping every task's head), else its first with it."""
     from mkd.bench import ORT
 
     first = next(iter(entry["seeds"].values()), None) if entry["seeds"] else None
-    for m in (first or {}).get("models", []):
+    models = sorted((first or {}).get("models", []), key=lambda m: task not in m.get("test", {}).get("tasks", {}))
+    for m in models:
         f = bench.get(m["path"], {})
         figures = f.get("tasks", {}).get(task)
         if figures:
