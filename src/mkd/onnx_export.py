@@ -181,13 +181,14 @@ def quantize(src: Path, dst: Path, ops: Sequence[str] = INT8_OPS[0]) -> None:
     unshared = dst.with_name(dst.stem + ".unshared.onnx")
     logging.disable(logging.WARNING)  # its advice to pre-process is for static quantization
     try:
-        unshare_lstm_weights(src, unshared)
-        quantize_dynamic(str(unshared), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=list(ops))
+        copies = unshare_lstm_weights(src, unshared) if "LSTM" in ops else 0
+        quantize_dynamic(str(unshared if copies else src), str(dst), weight_type=QuantType.QInt8,
+                         per_channel=True, op_types_to_quantize=list(ops))
     finally:
         logging.disable(logging.NOTSET)
         unshared.unlink(missing_ok=True)
-    merge_initializers(dst)
+    if copies:
+        merge_initializers(dst)
 
 
 # ---- export and gates -----------------------------------------------------------------------------
