@@ -132,7 +132,6 @@ class TaskConfig(WithNewKeys):
         """(path, its text columns or None for the task's text_fields) of each unlabelled entry."""
         return [(u, None) if isinstance(u, str) else (u.path, tuple(u.text_fields)) for u in self.unlabelled]
 
-
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:

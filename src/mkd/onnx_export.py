@@ -280,9 +280,7 @@ def gated_int8(model: MkdModel, tmp: Path, doc: dict[str, Any], tokenizer: Any,
     """Write the int8 graph that passes the gate on every task, first choice first (INT8_OPS): a graph
     whose int8 LSTMs fall under the gate gets its matrix products alone quantized, and export.json says
     why in "int8_first_try". Raises the gate's MkdError when no choice passes."""
-    import onnx
-
-    has_lstm = any(n.op_type == "LSTM" for n in onnx.load(str(tmp / GRAPH), load_external_data=False).graph.node)
+    has_lstm = any(isinstance(m, nn.LSTM) for m in model.modules())  # the graph's LSTM nodes come from these
     choices = INT8_OPS if has_lstm else INT8_OPS[1:]
     for i, ops in enumerate(choices):
         quantize(tmp / GRAPH, tmp / INT8_GRAPH, ops)

@@ -10,6 +10,8 @@ checkpoints are unchanged.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -19,9 +21,7 @@ _SPAN = 1 << 16
 
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float, device: torch.device | None = None) -> torch.Tensor:
     """A bool tensor of `shape`, each element True with probability 1 - p (to 1/65536)."""
-    n = 1
-    for s in shape:
-        n *= s
+    n = math.prod(shape)
     draws = torch.randint(-(1 << 63), (1 << 63) - 1, ((n + _LANES - 1) // _LANES,), dtype=torch.int64,
                           device=device)
     lanes = draws.view(torch.int16)[:n]
