@@ -7,7 +7,7 @@ alternates every round), and the medians and their ratio are printed:
 - teacher training: MiniLM-L6 (~/.cache/mkd/assets/minilm-l6), batch 32, max_length 40, on the
   demo's tasks (rt_polarity, snli): forward under the precision, fp32 loss, backward, clipping,
   AdamW, as in mkd.train.loop (without its evaluation and checkpoints);
-- labelling: the teacher's forward passes over the examples in batches of 64 (mkd.evaluate.predict,
+- labelling: the teacher's forward passes over the examples in batches of 64 (mkd.data.evaluate.predict,
   what `mkd label` runs per shard);
 - student training: the recipe student (`--student-type`, default the demo's bilstm_attn on
   glove-6b-50d, hidden 150) on distillation targets (MSE), batch 50, as the loop does; whatever
@@ -45,8 +45,8 @@ import torch
 
 from mkd.config import StudentConfig, TaskConfig, load_recipe
 from mkd.data.batch import EncodedSplit
+from mkd.data.evaluate import predict
 from mkd.data.sampler import MultiTaskSampler
-from mkd.evaluate import predict
 from mkd.models.base import MkdModel
 from mkd.precision import autocast, cpu_flags, resolve
 from mkd.tasks import load_task

@@ -4,7 +4,7 @@ For a model folder: export it once to ONNX fp32 (or reuse an export folder given
 that graph with several `quantize_dynamic` settings, and print, per task, the argmax agreement of each
 int8 graph with fp32 and both dev accuracies on up to --n dev examples, and each graph's speed against
 fp32 (examples/s at batch 32, one thread, tokenization included, interleaved rounds). This is how
-mkd's choice (mkd.onnx_export: which ops, per channel, which nodes stay fp32) was made; see
+mkd's choice (mkd.serving.onnx_graph: which ops, per channel, which nodes stay fp32) was made; see
 benchmarks/RESULTS.md.
 
     python benchmarks/int8_probe.py runs/demo/student /tmp/probe-student
@@ -29,9 +29,9 @@ import onnx
 from onnxruntime.capi.onnxruntime_pybind11_state import Fail
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-from mkd.export import dev_examples, export_onnx
-from mkd.onnx_export import quantize
-from mkd.serve import OnnxModel
+from mkd.serving.export import dev_examples, export_onnx
+from mkd.serving.onnx_graph import quantize
+from mkd.serving.runtime import OnnxModel
 
 MATMULS = {"op_types_to_quantize": ["MatMul", "Gemm"]}
 FFN_OUT = re.compile(r"/layer\.\d+/output/dense")  # a Transformer layer's FFN down-projection
@@ -78,7 +78,7 @@ VARIANTS: dict[str, Callable[[list[str]], dict]] = {
     "every op, per tensor (ONNX Runtime's default)": lambda names: {},
     "MatMul/Gemm, per tensor": lambda names: dict(MATMULS),
     "MatMul/Gemm, per channel": lambda names: {**MATMULS, "per_channel": True},
-    MKD: lambda names: {},  # mkd.onnx_export.quantize itself
+    MKD: lambda names: {},  # mkd.serving.onnx_graph.quantize itself
     NBITS: lambda names: {},  # _weight_only_8bit
     "FFN out fp32": _keep(lambda names: [n for n in names if FFN_OUT.search(n)]),
     "heads fp32": _keep(lambda names: [n for n in names if HEADS.search(n)]),

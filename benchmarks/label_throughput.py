@@ -25,7 +25,8 @@ from torch import nn
 from mkd.config import TaskConfig
 from mkd.data.batch import EncodedSplit
 from mkd.data.transfer import ShardWriter, label_task, load_transfer, write_manifest
-from mkd.models.base import MkdModel, load_model
+from mkd.models.base import MkdModel
+from mkd.models.loading import load_model
 from mkd.tasks import load_task
 from mkd.tasks.task import Example, TaskSpec
 

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-import mkd.onnx_export as ox
+import mkd.serving.onnx_graph as ox
 from mkd.models.students.bilstm import BiLSTMStudent
 from mkd.models.students.bilstm_attn import BiAttentiveStudent
 from mkd.models.students.vocab import WordVocab
-from mkd.serve import OnnxModel
+from mkd.serving.runtime import OnnxModel
 from mkd.tasks.task import Example, TaskSpec
 
 SINGLE = TaskSpec("rt", ("text",), "classification", ("neg", "pos"), ("accuracy",), "accuracy")

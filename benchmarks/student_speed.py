@@ -21,9 +21,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one thread: no rayon
 
 import torch
 
-from mkd.bench import torch_runner
 from mkd.config import load_recipe
-from mkd.models.base import load_model
+from mkd.models.loading import load_model
+from mkd.serving.bench import torch_runner
 from mkd.tasks import load_task
 
 

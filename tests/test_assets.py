@@ -140,7 +140,7 @@ def test_fetch_wheel_then_instant(home: Path, monkeypatch: pytest.MonkeyPatch) -
     assert not (folder / "unwanted.bin").exists()
     assert leftovers(home) == ["fake"]
     assert any("fetching fake" in m for m in messages)
-    monkeypatch.setattr(assets, "_run_pip", no_pip)
+    monkeypatch.setattr("mkd.assets.download._run_pip", no_pip)
     assert fetch(["fake"]) == [folder]
     assert asset_path("fake") == folder
     [row] = [r for r in list_assets() if r["name"] == "fake"]
@@ -226,7 +226,7 @@ def test_asset_path_missing(home: Path) -> None:
 
 
 def test_unknown_name_suggests(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(assets, "_run_pip", no_pip)
+    monkeypatch.setattr("mkd.assets.download._run_pip", no_pip)
     with pytest.raises(MkdError, match="did you mean 'minilm-l6'"):
         asset_path("minilm-l7")
     with pytest.raises(MkdError, match="unknown asset 'glove'"):

@@ -9,10 +9,10 @@ import shutil
 import pytest
 import torch
 
-import mkd.bench
-from mkd.bench import PATHS, bench_folders, mean_speed
+import mkd.serving.bench
 from mkd.config import load_recipe
-from mkd.models.base import load_model
+from mkd.models.loading import load_model
+from mkd.serving.bench import PATHS, bench_folders, mean_speed
 from mkd.stages.pipeline import bench_stage, best_serving
 from tests.test_config import GOOD, write
 from tests.test_export_predict import make_model
@@ -33,13 +33,13 @@ def three(tmp_path_factory, small_bert_dir):
 
 def _counting(monkeypatch) -> list[str]:
     seen: list[str] = []
-    real = mkd.bench.measure
+    real = mkd.serving.bench.measure
 
     def counted(runners, *args, **kw):
         seen.extend(runners)
         return real(runners, *args, **kw)
 
-    monkeypatch.setattr(mkd.bench, "measure", counted)
+    monkeypatch.setattr(mkd.serving.bench, "measure", counted)
     return seen
 
 

@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from mkd.config import StudentConfig
+from mkd.data.evaluate import predict
 from mkd.errors import MkdError
-from mkd.evaluate import predict
-from mkd.export import MANIFEST, TOLERANCE, export_hf, export_onnx, ort_session
-from mkd.models.base import load_model
+from mkd.models.loading import load_model
 from mkd.models.students import build_student
 from mkd.models.teacher import TeacherModel
+from mkd.serving.export import MANIFEST, TOLERANCE, export_hf, export_onnx, ort_session
 from mkd.tasks.task import Example
 from tests.tinyfix import SPECS, WORDS, make_examples, run_cli
 

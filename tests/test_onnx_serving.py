@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import mkd.onnx_export
+import mkd.serving.onnx_graph
+from mkd.data.evaluate import predict
 from mkd.errors import MkdError
-from mkd.evaluate import predict
-from mkd.export import MANIFEST, TOLERANCE, export_onnx
-from mkd.models.base import load_model
-from mkd.predict import run_predict
-from mkd.serve import OnnxModel
+from mkd.models.loading import load_model
+from mkd.serving.export import MANIFEST, TOLERANCE, export_onnx
+from mkd.serving.predict import run_predict
+from mkd.serving.runtime import OnnxModel
 from tests.test_export_predict import make_model
 from tests.tinyfix import SPECS, make_examples
 
@@ -93,10 +93,10 @@ def test_int8_lstm_students_quantize_their_lstms_and_keep_the_logits(kind, expor
     folder, out = exported[kind]
     ops = [n.op_type for n in onnx.load(str(out / "model.int8.onnx")).graph.node]
     assert "DynamicQuantizeLSTM" in ops and "LSTM" not in ops
-    assert mkd.onnx_export.unshare_lstm_weights(out / "model.onnx", tmp_path / "unshared.onnx") > 0
+    assert mkd.serving.onnx_graph.unshare_lstm_weights(out / "model.onnx", tmp_path / "unshared.onnx") > 0
     kept = _int8_gap(out)
     # without unsharing, ONNX Runtime's quantizer scrambles the weights a second LSTM node shares
-    monkeypatch.setattr(mkd.onnx_export, "unshare_lstm_weights", lambda src, dst: shutil.copy(src, dst))
+    monkeypatch.setattr(mkd.serving.onnx_graph, "unshare_lstm_weights", lambda src, dst: shutil.copy(src, dst))
     from onnxruntime.capi.onnxruntime_pybind11_state import Fail
 
     try:
@@ -138,14 +138,14 @@ def _sharp(exported, tmp_path: Path) -> Path:
 def test_int8_lstms_under_the_gate_fall_back_to_the_matrix_products_alone(exported, monkeypatch, tmp_path):
     import onnx
 
-    real = mkd.onnx_export.quantize
+    real = mkd.serving.onnx_graph.quantize
 
-    def lstms_break(src: Path, dst: Path, ops=mkd.onnx_export.INT8_OPS[0]) -> None:
+    def lstms_break(src: Path, dst: Path, ops=mkd.serving.onnx_graph.INT8_OPS[0]) -> None:
         real(src, dst, ops)
         if "LSTM" in ops:
             _scramble(dst)
 
-    monkeypatch.setattr(mkd.onnx_export, "quantize", lstms_break)
+    monkeypatch.setattr(mkd.serving.onnx_graph, "quantize", lstms_break)
     doc = export_onnx(_sharp(exported, tmp_path), tmp_path / "out", _examples(60), quantize="int8")
     assert doc["int8_ops"] == ["MatMul", "Gemm"]
     assert doc["int8_first_try"].startswith("MatMul/Gemm/LSTM: the int8 graph agrees with PyTorch on")
@@ -155,15 +155,15 @@ def test_int8_lstms_under_the_gate_fall_back_to_the_matrix_products_alone(export
 
 
 def test_a_broken_int8_graph_is_refused_and_nothing_is_written(exported, monkeypatch, tmp_path):
-    real = mkd.onnx_export.quantize
+    real = mkd.serving.onnx_graph.quantize
 
-    def broken(src: Path, dst: Path, ops=mkd.onnx_export.INT8_OPS[0]) -> None:
+    def broken(src: Path, dst: Path, ops=mkd.serving.onnx_graph.INT8_OPS[0]) -> None:
         real(src, dst, ops)
         _scramble(dst)
 
     sharp = _sharp(exported, tmp_path)
     export_onnx(sharp, tmp_path / "fine", _examples(60), quantize="int8")  # the real one passes
-    monkeypatch.setattr(mkd.onnx_export, "quantize", broken)
+    monkeypatch.setattr(mkd.serving.onnx_graph, "quantize", broken)
     with pytest.raises(MkdError, match=r"int8 graph agrees with PyTorch on .*< 99%") as refused:
         export_onnx(sharp, tmp_path / "out", _examples(60), quantize="int8")
     assert not (tmp_path / "out").exists()
@@ -178,14 +178,14 @@ def test_a_broken_int8_graph_is_refused_and_nothing_is_written(exported, monkeyp
 def test_a_tokenizer_that_differs_from_the_model_is_refused(exported, monkeypatch, tmp_path):
     from tokenizers import normalizers
 
-    real = mkd.onnx_export.serving_tokenizer
+    real = mkd.serving.onnx_graph.serving_tokenizer
 
     def sloppy(model):  # forgets to lowercase
         tok, doc = real(model)
         tok.normalizer = normalizers.Sequence([])
         return tok, doc
 
-    monkeypatch.setattr(mkd.onnx_export, "serving_tokenizer", sloppy)
+    monkeypatch.setattr(mkd.serving.onnx_graph, "serving_tokenizer", sloppy)
     examples = _examples()
     examples["sent"][0] = examples["sent"][0].__class__("upper", ("GOOD Movie",))
     with pytest.raises(MkdError, match=r"tokenizer\.json tokenizes dev text upper of task sent differently"):
@@ -196,7 +196,7 @@ def test_a_tokenizer_that_differs_from_the_model_is_refused(exported, monkeypatc
 def test_predict_onnx_serves_without_torch_and_agrees_with_predict_model(exported):
     folder, out = exported["bilstm_attn"]
     texts = ["good movie very good", "bad plot", "the actor is not bad", ""]
-    code = ("import sys, json; from mkd.predict import run_predict; "
+    code = ("import sys, json; from mkd.serving.predict import run_predict; "
             f"lines = run_predict(None, 'sent', {texts!r}, None, True, {str(out)!r}); "
             "print(json.dumps([json.loads(x)['label'] for x in lines])); print('torch' in sys.modules)")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}

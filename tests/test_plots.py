@@ -2,7 +2,7 @@
 
 from itertools import pairwise
 
-from mkd.plots import Point, pareto_figure, pareto_front
+from mkd.report.plots import Point, pareto_figure, pareto_front
 
 
 def test_front_keeps_only_undominated_points():
@@ -19,7 +19,7 @@ def test_figure_is_written(tmp_path):
 
 
 def test_labels_stay_inside_the_panel_in_score_order_and_apart():
-    from mkd.plots import label_heights
+    from mkd.report.plots import label_heights
 
     scores = [70.0, 70.1, 70.2, 90.0, 89.9, 60.0]
     heights = label_heights(scores, 55.0, 92.0, 0.1)

@@ -18,10 +18,10 @@ import yaml
 
 from mkd import precision as prec
 from mkd.config import TrainConfig, load_recipe
+from mkd.data.evaluate import predict
 from mkd.data.fidelity import compare, gate
 from mkd.data.transfer import load_transfer, read_manifest
 from mkd.errors import MkdError
-from mkd.evaluate import predict
 from mkd.io import read_json
 from mkd.models.teacher import TeacherModel
 from mkd.stages.augment import augment
@@ -293,7 +293,7 @@ def test_bad_thread_counts_are_one_line_errors(tmp_path, bert_dir, monkeypatch):
 
 def test_report_shows_the_precision_of_each_model(tmp_path):
     from mkd.io import write_json
-    from mkd.report import write_report
+    from mkd.report.write import write_report
 
     model = {"arch": "x", "path": str(tmp_path / "none"), "tasks": ["mine"], "dev": None,
              "test": {"tasks": {"mine": {"accuracy": 80.0}}, "macro": 80.0}, "macro": 80.0,

@@ -15,8 +15,8 @@ import yaml
 
 from mkd.config import Recipe
 from mkd.io import write_json
-from mkd.plots import Point, draw_pareto
-from mkd.report import write_report
+from mkd.report.plots import Point, draw_pareto
+from mkd.report.write import write_report
 from mkd.stages.pipeline import summarize
 
 TASKS = {"sent": "accuracy", "nli": "accuracy"}
@@ -128,7 +128,7 @@ def test_the_report_renders_in_headless_chromium(nine, tmp_path):
 def test_recipe_changes_of_a_packaged_recipe():
     from importlib import resources
 
-    from mkd.report_sections import recipe_changes
+    from mkd.report.sections import recipe_changes
 
     text = (resources.files("mkd") / "recipes" / "demo.yaml").read_text(encoding="utf-8")
     changed = yaml.safe_load(recipe_changes(text))

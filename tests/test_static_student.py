@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from mkd.config import StudentConfig
+from mkd.data.evaluate import predict
 from mkd.errors import MkdError
-from mkd.evaluate import predict
-from mkd.export import TOLERANCE, export_onnx
-from mkd.models.base import load_model
+from mkd.models.loading import load_model
 from mkd.models.students import build_student
 from mkd.models.students import teacher_vectors as tv
 from mkd.models.teacher import TeacherModel
-from mkd.serve import OnnxModel
+from mkd.serving.export import TOLERANCE, export_onnx
+from mkd.serving.runtime import OnnxModel
 from mkd.tasks.task import Example
 from tests.tinyfix import SPECS, WORDS, distil_synthetic, make_examples, run_cli, write_tiny_bert
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from mkd.config import StudentConfig
+from mkd.data.evaluate import predict
 from mkd.errors import MkdError
-from mkd.evaluate import predict
-from mkd.models.base import load_model
+from mkd.models.loading import load_model
 from mkd.models.students import build_student
 from mkd.models.students.embeddings import word_matrix
 from mkd.models.students.vocab import UNK_ID, WordVocab, tokenize

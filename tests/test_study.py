@@ -79,7 +79,7 @@ def test_rows_missing_a_piece_say_which(monkeypatch):
 def test_versus_peers_finds_the_best_mkd_row_at_least_as_fast():
     from study_report import versus_peers
 
-    from mkd.plots import Point
+    from mkd.report.plots import Point
 
     pts = {"rt": [Point("ft", 70_000, 73.6), Point("m2v", 11_000, 75.2), Point("static", 12_000, 76.5),
                   Point("lstm", 900, 78.0), Point("fast-bad", 80_000, 60.0)],

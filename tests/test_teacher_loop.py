@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from mkd.config import TrainConfig
+from mkd.data.evaluate import evaluate_tasks, predict
 from mkd.errors import MkdError
-from mkd.evaluate import evaluate_tasks, predict
-from mkd.models.base import load_model
+from mkd.models.loading import load_model
 from mkd.models.teacher import TeacherModel
 from mkd.train.loop import fit
 from mkd.train.losses import gold_loss

@@ -20,10 +20,10 @@ from mkd.errors import MkdError
 from mkd.io import read_json
 from mkd.stages.augment import augment
 from mkd.stages.label import label
+from mkd.stages.transfer_export import export_transfer
 from mkd.tasks.task import Example, TaskSpec
 from mkd.teachers import Context, build
 from mkd.teachers.base import align_labels
-from mkd.teachers.exchange import export_transfer
 from tests.test_augment import fake_tagger
 from tests.tinyfix import SPECS, WORDS, make_examples, run_cli, write_tiny_bert
 
@@ -388,7 +388,7 @@ def test_real_pooler_teacher_exported_to_hf_labels_the_transfer_set_the_same(tmp
     """MiniLM-L6 with pooling: pooler, briefly refined on rt_polarity and snli, exported with `mkd export
     --format hf`, then used as two kind: hf teachers: the same logits on the whole transfer set."""
     from mkd.assets import asset_path
-    from mkd.export import export_hf
+    from mkd.serving.export import export_hf
     from mkd.stages.teach import teach
 
     try:

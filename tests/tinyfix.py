@@ -84,7 +84,7 @@ def distil_synthetic(model, teacher, steps: int) -> tuple[float, float]:
     import numpy as np
     import torch
 
-    from mkd.evaluate import predict
+    from mkd.data.evaluate import predict
     from mkd.train.losses import distillation_loss
 
     loss_fn = distillation_loss("mse")

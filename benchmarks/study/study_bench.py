@@ -4,7 +4,7 @@
 - int8 rows: the teacher's task graphs exported to ONNX and dynamically quantized to int8 by ONNX
   Runtime, scored on dev and test with that same int8 session (quantization moves the accuracy);
 - the bench: for each task, every row's model (PyTorch, and ONNX Runtime fp32 for mkd folders), the
-  int8 graphs and the peers' adaptors are measured by `mkd.bench.measure`, interleaved round by
+  int8 graphs and the peers' adaptors are measured by `mkd.serving.bench.measure`, interleaved round by
   round, one thread, tokenization included, on the task's dev texts.
 """
 
@@ -143,9 +143,9 @@ def quantize_int8(teacher: Path, out: Path) -> list[dict]:
     """The teacher as one int8 ONNX graph (`mkd export --quantize int8`, behind its fidelity gate),
     scored on dev and test by ONNX Runtime with that graph: a row per task."""
     from mkd.config import load_recipe
-    from mkd.export import export_onnx
     from mkd.models.base import read_meta
-    from mkd.serve import OnnxModel
+    from mkd.serving.export import export_onnx
+    from mkd.serving.runtime import OnnxModel
     from mkd.tasks import load_task
 
     recipe = load_recipe(teacher / "recipe.yaml")
@@ -173,7 +173,7 @@ def quantize_int8(teacher: Path, out: Path) -> list[dict]:
 
 
 def int8_runner(served: Any, spec: Any) -> Any:
-    from mkd.bench import onnx_runner
+    from mkd.serving.bench import onnx_runner
 
     return onnx_runner(served, spec)
 
@@ -193,13 +193,14 @@ def bench(models: dict[str, Path], int8: dict[str, tuple[Path, Path, str]],
     """{key: {"batch_sizes", "tasks": {task: figures}}} for every mkd folder (PyTorch fp32 at the top level,
     and every serving path under "paths": PyTorch at the run's precision, ONNX Runtime fp32 under
     "onnxruntime" and int8), int8 graph (teacher folder, export folder, task) and peer (name, folder, task),
-    all measured in ONE interleaved `mkd.bench.measure` per task, on one thread."""
+    all measured in ONE interleaved `mkd.serving.bench.measure` per task, on one thread."""
     import peers
 
-    from mkd.bench import ORT, default_precision, measure, onnx_export_for, onnx_runner, torch_runner
     from mkd.errors import MkdError
-    from mkd.models.base import load_model, read_meta
-    from mkd.serve import OnnxModel
+    from mkd.models.base import read_meta
+    from mkd.models.loading import load_model
+    from mkd.serving.bench import ORT, default_precision, measure, onnx_export_for, onnx_runner, torch_runner
+    from mkd.serving.runtime import OnnxModel
 
     torch.set_num_threads(1)
     precision = default_precision()

@@ -41,7 +41,7 @@ def summarize(entry: dict, split: str = "test") -> dict[str, tuple[float, float]
 
 def speed(entry: dict, bench: dict, runtime: str = "torch") -> float | None:
     """Examples/s at the largest batch size, over the first seed's models and their tasks."""
-    from mkd.bench import mean_speed
+    from mkd.serving.bench import mean_speed
 
     if not entry["seeds"]:
         return None
@@ -147,7 +147,7 @@ def plot(results: dict, folder: Path) -> list[Path]:
     paths.append(folder / "per-task.png")
     fig.savefig(paths[1], dpi=120)
     plt.close(fig)
-    from mkd.plots import pareto_figure
+    from mkd.report.plots import pareto_figure
 
     paths.append(folder / "pareto.png")
     pareto_figure(task_points(results), paths[2], metric="test accuracy (%)")
@@ -160,7 +160,7 @@ def plot(results: dict, folder: Path) -> list[Path]:
 def task_speed(entry: dict, bench: dict, task: str, runtime: str = "torch") -> float | None:
     """Examples/s on `task` at the bench's largest batch: the first seed's model scored on the task (a
     fine-tuned row has one model per task, each keeping every task's head), else its first with it."""
-    from mkd.bench import ORT
+    from mkd.serving.bench import ORT
 
     first = next(iter(entry["seeds"].values()), None) if entry["seeds"] else None
     models = sorted((first or {}).get("models", []), key=lambda m: task not in m.get("test", {}).get("tasks", {}))
@@ -186,8 +186,8 @@ within 1e-4); an int8 graph moves the accuracy, so int8 is a row of its own (the
 def task_points(results: dict) -> dict[str, list]:
     """{task: [Point]}: every teacher, student and peer row with a test score and a speed on the task
     (ablations left out); the multi-task teacher also as its ONNX Runtime fp32 graph."""
-    from mkd.bench import ORT
-    from mkd.plots import Point
+    from mkd.report.plots import Point
+    from mkd.serving.bench import ORT
 
     bench = results.get("_bench", {})
     teacher = teacher_name(results)

@@ -134,7 +134,7 @@ def transfer_export(
 ) -> None:
     """Write the transfer set's ids and texts (after augmentation; plus dev and test) to label elsewhere."""
     from mkd.stages.common import say
-    from mkd.teachers.exchange import export_transfer
+    from mkd.stages.transfer_export import export_transfer
 
     counts = export_transfer(_recipe(recipe, overrides), out, task, transfer_only)
     say("transfer export: " + ", ".join(f"{t} {n} rows" for t, n in counts.items()))
@@ -201,7 +201,7 @@ def bench(recipe: RecipeOpt = None, overrides: SetOpt = None, models: BenchModel
 
 
 def _bench_models(models: list[Path], recipe: str | None, overrides: list[str] | None) -> None:
-    from mkd.bench import ORT, bench_models, mean_speed
+    from mkd.serving.bench import ORT, bench_models, mean_speed
     from mkd.stages.common import say
 
     if recipe or overrides:
@@ -237,7 +237,7 @@ def export(model: ModelOpt, fmt: FormatOpt = "onnx", out: OutOpt = None, quantiz
     """Export a model to ONNX (one graph for all tasks, tokenizer.json beside it; --quantize int8 adds an
     int8 graph) or Hugging Face folders (one per task), checked against PyTorch on the model's dev examples."""
     _threads(threads)
-    from mkd.export import export as run_export
+    from mkd.serving.export import export as run_export
     from mkd.stages.common import say
 
     result = run_export(model, fmt, out, quantize=quantize, int8_agreement=int8_agreement)
@@ -267,7 +267,7 @@ def predict(
     """Labels and probabilities (or scores) for texts, from any model folder or ONNX export."""
     if onnx is None:  # --onnx serves without PyTorch: ONNX Runtime gets the thread count itself
         _threads(threads)
-    from mkd.predict import run_predict
+    from mkd.serving.predict import run_predict
 
     for line in run_predict(model, task, texts or [], file, as_json, onnx, "int8" if int8 else "fp32",
                             threads=threads, columns=columns):
@@ -289,7 +289,7 @@ def run(
 @app.command()
 def report(run_dir: Annotated[Path | None, typer.Argument()] = None) -> None:
     """Rebuild report.html and report.md of a run folder."""
-    from mkd.report import write_report
+    from mkd.report.write import write_report
 
     typer.echo(str(write_report(run_dir or Path("runs") / "demo")))
 

@@ -18,6 +18,15 @@ from rich.progress import (
 console = Console(stderr=True)
 
 
+def say(line: str) -> None:
+    """One line to the user (stderr), from the main process only."""
+    from mkd import dist
+
+    if not dist.is_main():
+        return
+    console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
 class _Bar:
     def __init__(self, desc: str, total: int, start: int, enabled: bool) -> None:
         self.enabled = enabled and sys.stderr.isatty()

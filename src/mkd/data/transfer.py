@@ -26,8 +26,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
+from mkd.data.evaluate import predict
 from mkd.errors import MkdError
-from mkd.evaluate import predict
 from mkd.io import atomic_path, read_json, write_json
 from mkd.precision import autocast
 from mkd.tasks.task import Example, TaskSpec

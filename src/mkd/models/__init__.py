@@ -1,7 +1,2 @@
-"""Models: the teacher (any HF encoder + task heads) and the students, behind a registry."""
-
-
-def register_all() -> None:
-    """Import every architecture module so that its registry entry exists."""
-    from mkd.models import teacher  # noqa: F401
-    from mkd.models.students import bilstm, bilstm_attn, static, transformer  # noqa: F401
+"""Models: the teacher (any HF encoder + task heads) and the students, behind one registry of
+architectures (base.ARCHS). base.py is the contract every model keeps; loading.py knows them all."""

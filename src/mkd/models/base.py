@@ -103,11 +103,9 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
                        "mkd loads weights only from safetensors; retrain or restore it") from None
 
 
-def load_model(folder: str | Path, tasks: Sequence[str] | None = None) -> MkdModel:
-    """Rebuild a model from its folder; `tasks` (when given) must all have a head in it."""
-    from mkd.models import register_all
-
-    register_all()
+def rebuild(folder: str | Path, tasks: Sequence[str] | None = None) -> MkdModel:
+    """Rebuild a model from its folder, its architecture already registered (mkd.models.loading.load_model
+    registers them all); `tasks` (when given) must all have a head in it."""
     folder = Path(folder)
     meta = read_meta(folder)
     specs = {t: TaskSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in s.items()})

@@ -16,7 +16,7 @@ from mkd.data.batch import EncodedSplit
 from mkd.errors import MkdError
 from mkd.io import read_json, write_json
 from mkd.models.base import MkdModel
-from mkd.progress import console
+from mkd.progress import say  # noqa: F401  (the stages' one-line messages)
 from mkd.tasks.task import TaskData
 
 STAGE_FILE = "stage.json"
@@ -114,15 +114,28 @@ def metrics_document(per_split: dict[str, dict], primary_split: str = "test", pr
             "tasks": main["tasks"], "macro": main["macro"], "splits": per_split, **extra}
 
 
-def say(line: str) -> None:
-    if not dist.is_main():
-        return
-    console.print(line, highlight=False, markup=False, soft_wrap=True)
-
-
 def table_lines(per_split: dict[str, dict], tasks: Sequence[str]) -> list[str]:
     lines = []
     for split, result in per_split.items():
         cells = [f"{t} " + " ".join(f"{m}={v:.2f}" for m, v in result["tasks"][t].items()) for t in tasks]
         lines.append(f"  {split:5s} macro={result['macro']:.2f} | " + " | ".join(cells))
     return lines
+
+
+def finetuned_folder(student_folder: str) -> str:
+    """Where the models fine-tuned from a student folder go (one sub-folder per task)."""
+    return "finetuned" if student_folder == "student" else f"{student_folder}-finetuned"
+
+
+def model_folders(run: Path) -> dict[str, Path]:
+    """The teacher and every student of a run folder (fine-tuned ones as <folder>/<task>)."""
+    found = {"teacher": run / "teacher"} if (run / "teacher" / "mkd.json").is_file() else {}
+    tuned: dict[str, Path] = {}
+    for sub in sorted(p for p in run.iterdir() if p.is_dir() and not p.name.startswith(".")
+                     and p.name not in ("teacher", "transfer", "bench")):
+        if (sub / "mkd.json").is_file():
+            found[sub.name] = sub
+        else:
+            tuned.update({f"{sub.name}/{t.name}": t for t in sorted(sub.iterdir())
+                          if t.is_dir() and (t / "mkd.json").is_file()})
+    return {**found, **tuned}

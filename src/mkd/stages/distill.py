@@ -13,14 +13,16 @@ from pathlib import Path
 from mkd import dist
 from mkd.config import Recipe, TrainConfig
 from mkd.data.batch import EncodedSplit
+from mkd.data.evaluate import evaluate_tasks
 from mkd.errors import MkdError
-from mkd.evaluate import evaluate_tasks
 from mkd.io import atomic_dir, read_json, write_json
-from mkd.models.base import MkdModel, load_model
+from mkd.models.base import MkdModel
+from mkd.models.loading import load_model
 from mkd.stages.common import (
     claim_run,
     copy_logs,
     encode_splits,
+    finetuned_folder,
     is_fresh,
     mark_done,
     metrics_document,
@@ -112,10 +114,6 @@ def _with_real_dims(recipe: Recipe, model: MkdModel) -> Recipe:
 
 def student_seed(recipe: Recipe) -> int:
     return recipe.distill.seed if recipe.distill.seed is not None else recipe.seed
-
-
-def finetuned_folder(student_folder: str) -> str:
-    return "finetuned" if student_folder == "student" else f"{student_folder}-finetuned"
 
 
 def distill(recipe: Recipe, resume: bool = False, force: bool = False, restart: bool = False) -> Path:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from mkd.config import Recipe, load_recipe
+from mkd.data.evaluate import evaluate_tasks
 from mkd.errors import MkdError
-from mkd.evaluate import evaluate_tasks
 from mkd.io import read_json, write_json
-from mkd.models.base import load_model, read_meta
+from mkd.models.base import read_meta
+from mkd.models.loading import load_model
 from mkd.precision import resolve
 from mkd.stages.common import metrics_document, say, table_lines
 from mkd.tasks import load_task

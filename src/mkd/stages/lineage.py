@@ -15,15 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mkd.io import read_json, write_json
-from mkd.stages.common import STAGE_FILE, say
+from mkd.stages.common import STAGE_FILE, finetuned_folder, model_folders, say
 
 STALE = "stale.json"
 EXPORTS = ("onnx", "hf")
 
 
 def _finetuned(student: Path) -> Path:
-    from mkd.stages.distill import finetuned_folder
-
     return student.parent / finetuned_folder(student.name)
 
 
@@ -51,8 +49,6 @@ def _replaced(run: Path, out: Path, stage: str, exports: list[str]) -> None:
         shutil.rmtree(tuned)
         notes.append(f"the {count} model(s) fine-tuned from it in {tuned} were removed")
     if stage == "teach":
-        from mkd.stages.pipeline import model_folders
-
         marked = [m for m in model_folders(run).values() if m != out]
         for model in marked:
             write_json(model / STALE, {"reason": "trained on an earlier teacher"})

@@ -8,33 +8,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mkd.bench import machine
 from mkd.config import Recipe
 from mkd.errors import MkdError
 from mkd.io import read_json, write_json
-from mkd.stages.common import is_fresh, mark_done, run_dir, say
+from mkd.serving.bench import machine
+from mkd.stages.common import finetuned_folder, is_fresh, mark_done, model_folders, run_dir, say
 from mkd.stages.preflight import check_inputs
-from mkd.teachers.evaluate import evaluate_teachers, needs_run_teacher, own_teachers, teacher_entry
-
-
-def model_folders(run: Path) -> dict[str, Path]:
-    """The teacher and every student of a run folder (fine-tuned ones as <folder>/<task>)."""
-    found = {"teacher": run / "teacher"} if (run / "teacher" / "mkd.json").is_file() else {}
-    tuned: dict[str, Path] = {}
-    for sub in sorted(p for p in run.iterdir() if p.is_dir() and not p.name.startswith(".")
-                     and p.name not in ("teacher", "transfer", "bench")):
-        if (sub / "mkd.json").is_file():
-            found[sub.name] = sub
-        else:
-            tuned.update({f"{sub.name}/{t.name}": t for t in sorted(sub.iterdir())
-                          if t.is_dir() and (t / "mkd.json").is_file()})
-    return {**found, **tuned}
+from mkd.stages.teacher_scores import evaluate_teachers, needs_run_teacher, own_teachers, teacher_entry
 
 
 def bench_stage(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     """Throughput of every model of the run on each task's dev texts (tokenization included). Models
     whose weights and bench settings are unchanged keep their figures (bench/cache.json), unless forced."""
-    from mkd.bench import CACHE, bench_folders, default_precision
+    from mkd.serving.bench import CACHE, bench_folders, default_precision
     from mkd.tasks import load_recipe_tasks
 
     if not recipe.bench.enabled:
@@ -114,7 +100,7 @@ def summarize(recipe: Recipe) -> dict[str, Any]:
         manifest = run / "transfer" / t.name / "manifest.json"
         if manifest.is_file():
             transfer[t.name] = read_json(manifest).get("counts", {})
-    from mkd.report_sections import cpu_name
+    from mkd.report.sections import cpu_name
 
     summary = {"recipe": recipe.name, "seed": recipe.seed, "machine": bench.get("machine", machine()),
                "cpu": cpu_name(),
@@ -128,7 +114,7 @@ def summarize(recipe: Recipe) -> dict[str, Any]:
 def best_serving(tasks: dict[str, Any], name: str, big: int) -> dict[str, Any]:
     """A model's fastest serving path (PyTorch fp32 / run precision, ONNX fp32 / int8) at batch `big`,
     averaged over its tasks: the speed-up compares best with best."""
-    from mkd.bench import PATHS, mean_speed
+    from mkd.serving.bench import PATHS, mean_speed
 
     figures = {t: b[name] for t, b in tasks.items() if name in b}
     speeds = {p: mean_speed(figures, big, p) for p in PATHS}
@@ -140,7 +126,6 @@ def best_serving(tasks: dict[str, Any], name: str, big: int) -> dict[str, Any]:
 
 def model_status(recipe: Recipe, name: str, folder: Path) -> str:
     """"current", or why a model of the run folder is not what the current recipe makes."""
-    from mkd.stages.distill import finetuned_folder
     from mkd.stages.lineage import stale_reason
 
     stale = stale_reason(folder)
@@ -177,7 +162,7 @@ def print_table(summary: dict[str, Any]) -> None:
 
 def run_all(recipe: Recipe, force: bool = False, resume: bool = False, restart: bool = False) -> dict[str, Any]:
     """teach, augment, label, distill, finetune (if asked), bench, summary, report."""
-    from mkd.report import write_report
+    from mkd.report.write import write_report
     from mkd.stages.augment import augment
     from mkd.stages.distill import distill, finetune
     from mkd.stages.label import label

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mkd import dist
 from mkd.config import Recipe
-from mkd.evaluate import evaluate_tasks
+from mkd.data.evaluate import evaluate_tasks
 from mkd.io import atomic_dir, write_json
 from mkd.models.teacher import TeacherModel
 from mkd.stages.common import (

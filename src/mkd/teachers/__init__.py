@@ -12,14 +12,10 @@ from pathlib import Path
 
 from mkd.config import Recipe, TeacherSpec
 from mkd.tasks.task import TaskSpec
+from mkd.teachers import ensemble, hf, logits, mkd  # noqa: F401  (each registers its kind)
 from mkd.teachers.base import TEACHERS, Context, Teacher, as_spec, build
 
 __all__ = ["TEACHERS", "Context", "Teacher", "all_external", "build", "task_teachers", "teacher_ref"]
-
-
-def register_all() -> None:
-    # Importing a module registers its kind.
-    from mkd.teachers import ensemble, hf, logits, mkd  # noqa: F401
 
 
 def teacher_ref(recipe: Recipe, task: str) -> tuple[TeacherSpec, bool]:

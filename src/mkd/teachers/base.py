@@ -106,10 +106,8 @@ class Teacher:
 
 
 def build(ref: TeacherSpec, specs: dict[str, TaskSpec], ctx: Context) -> Teacher:
-    """The adaptor of a recipe entry (a plain string is an mkd folder)."""
-    from mkd.teachers import register_all
-
-    register_all()
+    """The adaptor of a recipe entry (a plain string is an mkd folder); the kinds register themselves
+    when mkd.teachers (the package, imported before any of its modules) imports them."""
     return TEACHERS.get(ref.kind)(ref, specs, ctx)
 
 

@@ -18,8 +18,8 @@ from torch import nn
 
 from mkd.data.batch import EncodedSplit
 from mkd.data.encode import encode_for_transformer
+from mkd.data.evaluate import predict
 from mkd.errors import MkdError
-from mkd.evaluate import predict
 from mkd.tasks.task import Example, TaskSpec
 from mkd.teachers.base import FIX_TEACHERS, PICKLES, TEACHERS, Teacher, align_labels, digest, file_sha256
 

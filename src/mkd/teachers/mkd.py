@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mkd.data.evaluate import predict
 from mkd.errors import MkdError
-from mkd.evaluate import predict
-from mkd.models.base import MkdModel, load_model, read_meta
+from mkd.models.base import MkdModel, read_meta
+from mkd.models.loading import load_model
 from mkd.tasks.task import Example, TaskSpec
 from mkd.teachers.base import FIX_TEACHERS, TEACHERS, Teacher, align_labels, digest, file_sha256, reorder
 

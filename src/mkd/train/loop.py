@@ -13,14 +13,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from mkd.config import TrainConfig
 from mkd.data.batch import EncodedSplit
+from mkd.data.evaluate import evaluate_tasks
 from mkd.data.sampler import MultiTaskSampler
 from mkd.errors import MkdError
-from mkd.evaluate import evaluate_tasks
 from mkd.io import atomic_path, restore_swapped_dir
 from mkd.models.base import load_weights
 from mkd.precision import autocast, resolve
@@ -141,6 +142,119 @@ def fit(*args, **kwargs) -> FitResult:
         return _fit(*args, **kwargs)
 
 
+def _restore(resume: bool, ckpt_dir: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any,
+             fingerprint: str, world: int, precision: str) -> TrainState:
+    """The state to continue from: the checkpoint's (with --resume), refused when it was written by another
+    number of processes or at another precision; else a fresh one."""
+    state = TrainState()
+    if resume and (ckpt_dir / "state.json").exists():
+        state = load_checkpoint(ckpt_dir, model, optimizer, scheduler, fingerprint)
+        if state.processes != world:
+            raise MkdError(f"checkpoint {ckpt_dir} was written by a run of {state.processes} process(es), "
+                           f"this one has {world}", f"resume with {state.processes}, or start over without --resume")
+        if state.precision != precision:
+            raise MkdError(f"checkpoint {ckpt_dir} was written at {state.precision}, this run trains at {precision}",
+                           f"resume where mixed_precision gives {state.precision}, or start over without --resume")
+    state.processes, state.precision = world, precision
+    return state
+
+
+class _Tally:
+    """Per-task mean losses and the speed between two log lines, and the batches of each task so far."""
+
+    def __init__(self, tasks: list[str]) -> None:
+        self.tasks = tasks
+        self.batches = dict.fromkeys(tasks, 0)
+        self._restart(time.perf_counter())
+
+    def _restart(self, now: float) -> None:
+        self.loss_sum, self.loss_n = dict.fromkeys(self.tasks, 0.0), dict.fromkeys(self.tasks, 0)
+        self.tick, self.examples = now, 0
+
+    def add(self, task: str, loss: float, examples: int) -> None:
+        self.loss_sum[task] += loss
+        self.loss_n[task] += 1
+        self.batches[task] += 1
+        self.examples += examples
+
+    def flush(self, step: int, epoch: int, lr: float, bar: Any, logs: _Logs | None) -> None:
+        now = time.perf_counter()
+        speed = self.examples / max(now - self.tick, 1e-9)
+        losses = {t: self.loss_sum[t] / self.loss_n[t] for t in self.tasks if self.loss_n[t]}
+        bar.update(step, " ".join(f"{t}={v:.4f}" for t, v in losses.items()) + f" lr={lr:.2e} {speed:.0f} ex/s")
+        if logs:
+            logs.train({"step": step, "epoch": epoch, "lr": f"{lr:.6g}", "examples_per_s": f"{speed:.1f}",
+                        **{f"loss_{t}": f"{losses[t]:.6f}" if t in losses else "" for t in self.tasks},
+                        **{f"batches_{t}": self.batches[t] for t in self.tasks}})
+        self._restart(now)
+
+
+class _Saver:
+    """When to checkpoint: every `every` steps, at the last step, on early stopping or a signal, and
+    every `minutes` of training (so a long evaluation interval still loses little)."""
+
+    def __init__(self, step: int, every: int, minutes: float | None) -> None:
+        self.every, self.every_s = every, (minutes or 0) * 60
+        self.saved(step)
+
+    def saved(self, step: int) -> None:
+        self.step, self.time = step, time.monotonic()
+
+    def due(self, state: TrainState, total: int, stopping: bool) -> bool:
+        return (state.step % self.every == 0 or state.step == total or state.stopped_early or stopping
+                or (self.every_s > 0 and time.monotonic() - self.time >= self.every_s))
+
+
+def _schedule(train: dict[str, EncodedSplit], cfg: TrainConfig, world: int,
+              seed: int) -> tuple[MultiTaskSampler, int, int]:
+    """(sampler, steps per epoch, total steps). One global batch of batch_size * world examples of one
+    task per step, split across the processes: N processes at batch_size b train exactly like one
+    process at N * b."""
+    sampler = MultiTaskSampler({t: d.lengths for t, d in train.items()}, cfg.batch_size * world, cfg.mixing,
+                               cfg.mixing_temperature, seed)
+    steps_per_epoch = max(1, sampler.steps_per_epoch())
+    total = steps_per_epoch * cfg.epochs
+    return sampler, steps_per_epoch, min(total, cfg.max_steps) if cfg.max_steps else total
+
+
+def _update(accelerator: Any, model: torch.nn.Module, optimizer: Any, scheduler: Any, loss: torch.Tensor,
+            grad_clip: float | None) -> None:
+    accelerator.backward(loss)
+    if grad_clip:
+        accelerator.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _diverged(desc: str, loss: torch.Tensor, state: TrainState, task: str, ckpt_dir: Path) -> MkdError:
+    kept = f"the last good checkpoint is kept in {ckpt_dir}" if ckpt_dir.exists() else "no checkpoint was written yet"
+    return MkdError(f"{desc}: the loss became {loss.item()} at step {state.step + 1} (task {task}); {kept}",
+                    "lower the learning rate or enable grad_clip, then rerun with --resume")
+
+
+def _evaluate(model: torch.nn.Module, specs: dict[str, TaskSpec], dev: dict[str, EncodedSplit], cfg: TrainConfig,
+              state: TrainState, epoch: int, main: bool, where: tuple[Any, str, Path], logs: _Logs | None,
+              bar: Any) -> dict:
+    """Dev metrics of every task; keeps the best weights by macro and counts evaluations since the best
+    (early stopping). `where` is (device, precision, best weights path)."""
+    device, precision, best_path = where
+    result = evaluate_tasks(model, specs, dev, cfg.eval_batch_size, device, precision)
+    if logs:
+        logs.eval(state.step, epoch, result)
+    if state.best_score is None or result["macro"] > state.best_score:
+        state.best_score, state.best_step, state.evals_since_best = result["macro"], state.step, 0
+        if main:
+            save_weights(best_path, model)
+    else:
+        state.evals_since_best += 1
+        if cfg.patience and state.evals_since_best >= cfg.patience:
+            state.stopped_early = True
+    if main:
+        bar.note(f"step {state.step}: dev macro {result['macro']:.2f} (best {state.best_score:.2f})")
+    return result
+
+
 def _fit(
     model: torch.nn.Module,
     specs: dict[str, TaskSpec],
@@ -158,57 +272,35 @@ def _fit(
     """Train `model` in place and leave it holding the best weights found on dev."""
     from accelerate.utils import set_seed
 
+    from mkd.dist import use_cpu
+
     work_dir.mkdir(parents=True, exist_ok=True)
     ckpt_dir, best_path = work_dir / "checkpoint", work_dir / "best.safetensors"
     set_seed(seed)
-    from mkd.dist import use_cpu
-
     # bf16 runs under our own torch.autocast (CPU or GPU, no loss scaling); fp16 needs Accelerate's scaler
     precision = resolve(cfg.mixed_precision, "cpu" if use_cpu() else "cuda")
     accelerator = make_accelerator("fp16" if precision == "fp16" else "no")
-    world, rank = accelerator.num_processes, accelerator.process_index
-    # One global batch of batch_size * world examples of one task per step, split across the
-    # processes: N processes at batch_size b train exactly like one process at N * b.
-    sampler = MultiTaskSampler({t: d.lengths for t, d in train.items()}, cfg.batch_size * world, cfg.mixing,
-                               cfg.mixing_temperature, seed)
-    steps_per_epoch = max(1, sampler.steps_per_epoch())
-    total = steps_per_epoch * cfg.epochs
-    if cfg.max_steps:
-        total = min(total, cfg.max_steps)
+    world, rank, main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
+    sampler, steps_per_epoch, total = _schedule(train, cfg, world, seed)
     optimizer, scheduler = _optimizer(model, cfg, total)
-    state = TrainState()
-    if accelerator.is_main_process:
+    if main:
         restore_swapped_dir(ckpt_dir)  # killed between the two renames of a checkpoint swap
     accelerator.wait_for_everyone()
-    if resume and (ckpt_dir / "state.json").exists():
-        state = load_checkpoint(ckpt_dir, model, optimizer, scheduler, fingerprint)
-        if state.processes != world:
-            raise MkdError(f"checkpoint {ckpt_dir} was written by a run of {state.processes} process(es), "
-                           f"this one has {world}", f"resume with {state.processes}, or start over without --resume")
-        if state.precision != precision:
-            raise MkdError(f"checkpoint {ckpt_dir} was written at {state.precision}, this run trains at {precision}",
-                           f"resume where mixed_precision gives {state.precision}, or start over without --resume")
-    state.processes, state.precision = world, precision
+    state = _restore(resume, ckpt_dir, model, optimizer, scheduler, fingerprint, world, precision)
     model, optimizer = accelerator.prepare(model, optimizer)
     device = accelerator.device
     tasks = sorted(train)
-    logs = _Logs(work_dir, tasks, state.step) if accelerator.is_main_process else None
+    logs = _Logs(work_dir, tasks, state.step) if main else None
     eval_every = cfg.eval_every or steps_per_epoch
     ckpt_every = cfg.checkpoint_every or eval_every
     stream = sampler.iterate(state.epoch, state.position)
-    loss_sum = dict.fromkeys(tasks, 0.0)
-    loss_n = dict.fromkeys(tasks, 0)
-    batches = dict.fromkeys(tasks, 0)
-    dev_result: dict = {}
-    start = time.perf_counter()
-    tick, tick_examples = start, 0
-    bar = progress_bar(desc, total, state.step, enabled=accelerator.is_main_process)
-    if state.step and accelerator.is_main_process:
+    tally, dev_result, start = _Tally(tasks), {}, time.perf_counter()
+    bar = progress_bar(desc, total, state.step, enabled=main)
+    if state.step and main:
         bar.note(f"resumed from the checkpoint of step {state.step} of {total}")
     model.train()
     stop = current_stop()  # Ctrl-C / SIGTERM (see `fit`): finish the step, checkpoint, then stop
-    saved_at, saved_time = state.step, time.monotonic()
-    every_s = (cfg.checkpoint_minutes or 0) * 60
+    saver = _Saver(state.step, ckpt_every, cfg.checkpoint_minutes)
     while state.step < total and not state.stopped_early:
         epoch, pos, task, idx = next(stream)
         mine = share(idx, world, rank)
@@ -224,59 +316,23 @@ def _fit(
         step_loss = accelerator.reduce(weighted.detach(), "mean") if world > 1 else weighted.detach()
         if not torch.isfinite(step_loss):  # the same decision in every process
             bar.close()
-            kept = (f"the last good checkpoint is kept in {ckpt_dir}" if ckpt_dir.exists()
-                    else "no checkpoint was written yet")
-            raise MkdError(f"{desc}: the loss became {step_loss.item()} at step {state.step + 1} (task {task}); "
-                           f"{kept}", "lower the learning rate or enable grad_clip, then rerun with --resume")
-        accelerator.backward(weighted)
-        if cfg.grad_clip:
-            accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+            raise _diverged(desc, step_loss, state, task, ckpt_dir)
+        _update(accelerator, model, optimizer, scheduler, weighted, cfg.grad_clip)
         state.step, state.epoch, state.position = state.step + 1, epoch, pos + 1
         state.examples_seen += len(idx)
-        tick_examples += len(idx)
-        loss_sum[task] += float(step_loss)
-        loss_n[task] += 1
-        batches[task] += 1
+        tally.add(task, float(step_loss), len(idx))
         if on_step:
             on_step(state.step)
         if state.step % cfg.log_every == 0 or state.step == total:
-            now = time.perf_counter()
-            speed = tick_examples / max(now - tick, 1e-9)
-            lr = scheduler.get_last_lr()[0]
-            losses = {t: loss_sum[t] / loss_n[t] for t in tasks if loss_n[t]}
-            bar.update(state.step, " ".join(f"{t}={v:.4f}" for t, v in losses.items())
-                       + f" lr={lr:.2e} {speed:.0f} ex/s")
-            if logs:
-                logs.train({"step": state.step, "epoch": epoch, "lr": f"{lr:.6g}", "examples_per_s": f"{speed:.1f}",
-                            **{f"loss_{t}": f"{losses[t]:.6f}" if t in losses else "" for t in tasks},
-                            **{f"batches_{t}": batches[t] for t in tasks}})
-            loss_sum, loss_n = dict.fromkeys(tasks, 0.0), dict.fromkeys(tasks, 0)
-            tick, tick_examples = now, 0
+            tally.flush(state.step, epoch, scheduler.get_last_lr()[0], bar, logs)
         if state.step % eval_every == 0 or state.step == total:
-            unwrapped = accelerator.unwrap_model(model)
-            dev_result = evaluate_tasks(unwrapped, specs, dev, cfg.eval_batch_size, device, precision)
-            if logs:
-                logs.eval(state.step, epoch, dev_result)
-            if state.best_score is None or dev_result["macro"] > state.best_score:
-                state.best_score, state.best_step, state.evals_since_best = dev_result["macro"], state.step, 0
-                if accelerator.is_main_process:
-                    save_weights(best_path, unwrapped)
-            else:
-                state.evals_since_best += 1
-                if cfg.patience and state.evals_since_best >= cfg.patience:
-                    state.stopped_early = True
-            if accelerator.is_main_process:
-                bar.note(f"step {state.step}: dev macro {dev_result['macro']:.2f} (best {state.best_score:.2f})")
-        due = state.step % ckpt_every == 0 or state.step == total or state.stopped_early or bool(stop) or (
-            every_s > 0 and time.monotonic() - saved_time >= every_s)
-        if due and state.step != saved_at and accelerator.is_main_process:
-            save_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler, state, fingerprint)
-            note_checkpoint(ckpt_dir, state.step, total, desc)
-        if due:
-            saved_at, saved_time = state.step, time.monotonic()
+            dev_result = _evaluate(accelerator.unwrap_model(model), specs, dev, cfg, state, epoch, main,
+                                   (device, precision, best_path), logs, bar)
+        if saver.due(state, total, bool(stop)):
+            if main and state.step != saver.step:
+                save_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler, state, fingerprint)
+                note_checkpoint(ckpt_dir, state.step, total, desc)
+            saver.saved(state.step)
         accelerator.wait_for_everyone()
         if stop:
             bar.close()

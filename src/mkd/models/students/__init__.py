@@ -9,13 +9,11 @@ from pathlib import Path
 from mkd.config import StudentConfig
 from mkd.errors import MkdError, did_you_mean
 from mkd.models.base import ARCHS, MkdModel
+from mkd.models.students import bilstm, bilstm_attn, static, transformer  # noqa: F401  (registers them)
 from mkd.tasks.task import TaskSpec
 
 
 def student_names() -> list[str]:
-    from mkd.models import register_all
-
-    register_all()
     return [n for n in ARCHS.names() if callable(getattr(ARCHS.get(n), "from_config", None))]
 
 

@@ -45,12 +45,13 @@ def _cache_key(teacher_folder: Path, inputs: Sequence[Sequence[int]], dim: int) 
 
 def load_teacher_encoder(teacher_folder: Path) -> tuple[torch.nn.Module, object]:
     """(encoder, fast tokenizer) of an mkd teacher folder (or any folder whose model has `.encoder`)."""
-    from mkd.models.base import load_model
+    from mkd.models.base import rebuild
+    from mkd.models.teacher import TeacherModel  # noqa: F401  (registers "teacher")
 
     if not (Path(teacher_folder) / "model.safetensors").is_file():
         raise MkdError(f"no teacher weights in {teacher_folder} for teacher-distilled vectors",
                        "run mkd teach first, or choose glove-6b-50d, spacy-en-md or random embeddings")
-    model = load_model(teacher_folder)
+    model = rebuild(teacher_folder)
     encoder, tokenizer = getattr(model, "encoder", None), getattr(model, "tokenizer", None)
     if encoder is None or tokenizer is None:
         raise MkdError(f"{teacher_folder} holds a {model.arch}, not a transformer teacher",

@@ -23,9 +23,9 @@ import torch
 from torch import nn
 
 from mkd.errors import MkdError
-from mkd.export import TOLERANCE, _quiet, check_batches, probe_examples
 from mkd.models.base import MkdModel
-from mkd.serve import feeds, session, token_rows
+from mkd.serving.checks import TOLERANCE, check_batches, probe_examples, quiet
+from mkd.serving.runtime import feeds, session, token_rows
 from mkd.tasks.task import Example, TaskSpec
 
 INT8_AGREEMENT = 0.99
@@ -211,7 +211,7 @@ def _fill(batch: dict[str, torch.Tensor], names: Sequence[str], pad_id: int) -> 
 
 
 def torch_logits(model: MkdModel, task: str, examples: Sequence[Example], batch_size: int = 64) -> np.ndarray:
-    from mkd.evaluate import predict
+    from mkd.data.evaluate import predict
 
     return predict(model, task, model.encode(model.specs[task], list(examples)), batch_size)
 
@@ -230,7 +230,7 @@ def export_graph(model: MkdModel, tmp: Path, examples: dict[str, list[Example]],
     axes.update({o: {0: "batch"} for o in outputs})
     raw = tmp / "traced.onnx"
     try:
-        with _quiet(), torch.no_grad():
+        with quiet(), torch.no_grad():
             torch.onnx.export(graph, tuple(sample[n] for n in names), str(raw), dynamo=False, input_names=names,
                               output_names=outputs, dynamic_axes=axes, opset_version=OPSET)
         merge_initializers(raw)

@@ -3,7 +3,7 @@
 Any model folder serves: a multi-task student answers every task it has a head for. Inputs come from
 the command line (a pair as "first ||| second") or from a CSV/TSV/JSONL file whose columns are the
 task's text_fields, so a user can score the very files they trained on. With --onnx DIR it serves an
-ONNX export through mkd.serve (onnxruntime + tokenizers), and PyTorch is never imported.
+ONNX export through mkd.serving.runtime (onnxruntime + tokenizers), and PyTorch is never imported.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 def predict_examples(model: MkdModel, spec: TaskSpec, examples: Sequence[Example],
                      precision: str = "fp32") -> list[dict[str, Any]]:
     """One record per example, in input order: texts and either label + probabilities, or score."""
-    from mkd.evaluate import predict
+    from mkd.data.evaluate import predict
     from mkd.tasks.blank import is_blank
 
     filled = [e for e in examples if not is_blank(e)]
@@ -156,12 +156,12 @@ def run_predict(folder: str | Path | None, task: str | None, texts: Sequence[str
     if not texts and file is None:
         raise MkdError("nothing to predict", "give texts, --file F.csv|F.jsonl, or '-' to read lines from stdin")
     if onnx is not None:
-        from mkd.serve import OnnxModel
+        from mkd.serving.runtime import OnnxModel
 
         served = OnnxModel(onnx, precision, threads or 1)
         spec = choose_task(onnx_specs(served.doc), task, Path(onnx))
     else:
-        from mkd.models.base import load_model
+        from mkd.models.loading import load_model
 
         model = load_model(Path(str(folder)))
         spec = choose_task(model, task, Path(str(folder)))

@@ -1,4 +1,4 @@
-"""Serving artefacts of a model folder: one ONNX graph for all tasks (mkd.onnx_export), or one
+"""Serving artefacts of a model folder: one ONNX graph for all tasks (mkd.serving.onnx_graph), or one
 Hugging Face folder per task.
 
 Nothing is kept unless it reproduces the PyTorch model: every export runs on real inputs (the model's
@@ -15,11 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
-import os
-import sys
-import tempfile
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,33 +25,12 @@ from torch import nn
 
 from mkd.errors import MkdError
 from mkd.io import atomic_dir, read_json, write_json
-from mkd.models.base import MkdModel, load_model
+from mkd.models.loading import load_model
+from mkd.serving.checks import TOLERANCE, check_batches, probe_examples
 from mkd.tasks.task import Example, TaskSpec
 
-TOLERANCE = 1e-4
 MANIFEST = "export.json"
 FORMATS = ("onnx", "hf")
-NOT_INPUTS = ("labels", "label_mask", "teacher_logits", "index")
-PROBE_TEXTS = (
-    "a gripping, beautifully acted film that stays with you long after the credits",
-    "the plot is thin and the jokes fall flat",
-    "A man is playing a guitar on a crowded street.",
-    "two dogs run through the snow",
-    "it's not bad, but it isn't good either",
-    "Nobody is outside.",
-    "the movie was very long",
-    "What a waste of time!",
-)
-"""Used only when the model's own dev data is not at hand (e.g. a folder copied to another machine)."""
-
-
-# ---- inputs --------------------------------------------------------------------------------------
-def probe_examples(spec: TaskSpec) -> list[Example]:
-    """Plain English texts (pairs: consecutive texts) of varied lengths, for models without data at hand."""
-    texts = list(PROBE_TEXTS)
-    if spec.is_pair:
-        return [Example(f"probe:{i}", (texts[i], texts[(i + 3) % len(texts)])) for i in range(len(texts))]
-    return [Example(f"probe:{i}", (t,)) for i, t in enumerate(texts)]
 
 
 def dev_examples(folder: Path, tasks: Sequence[str], n: int | None = None) -> dict[str, list[Example]]:
@@ -77,40 +52,8 @@ def dev_examples(folder: Path, tasks: Sequence[str], n: int | None = None) -> di
     return out
 
 
-def check_batches(model: MkdModel, spec: TaskSpec, examples: Sequence[Example]) -> list[dict[str, torch.Tensor]]:
-    """Two batches of model inputs: all examples, and the shortest third (fewer rows, shorter padding)."""
-    examples = list(examples)[:32] or probe_examples(spec)
-    data = model.encode(spec, examples)
-    shortest = sorted(range(len(data)), key=lambda i: data.lengths[i])[: max(1, len(data) // 3)]
-    batches = [data.collate(range(len(data))), data.collate(shortest)]
-    return [{k: v for k, v in b.items() if k not in NOT_INPUTS} for b in batches]
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """The TorchScript exporter writes C++ warnings straight to file descriptor 2 (e.g. shape inference of
-    packed sequences, harmless here): keep the command's output to its own lines."""
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no file descriptor 2 to protect
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-        return
-    with tempfile.TemporaryFile() as sink, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 def ort_session(path: str | Path, threads: int = 1) -> Any:
-    from mkd.serve import session
+    from mkd.serving.runtime import session
 
     return session(path, threads)
 
@@ -149,7 +92,7 @@ def export_onnx(folder: str | Path, out: str | Path | None = None,
     export.json (inputs, outputs, labels, checks); `quantize="int8"` adds model.int8.onnx, refused below
     `int8_agreement` argmax agreement with PyTorch on dev (default 0.99; a study that measures the int8
     model's own accuracy may pass 0 and read the agreement in export.json)."""
-    from mkd.onnx_export import export_graph
+    from mkd.serving.onnx_graph import export_graph
 
     if quantize not in (None, "int8"):
         raise MkdError(f"unknown --quantize '{quantize}'", "use --quantize int8, or leave it out for fp32 only")

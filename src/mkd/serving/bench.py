@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-from mkd.models.base import MkdModel, load_model
+from mkd.models.base import MkdModel
+from mkd.models.loading import load_model
 from mkd.tasks.task import Example, TaskSpec
 
 Runner = Callable[[Sequence[Example]], object]
@@ -60,7 +61,7 @@ def torch_runner(model: MkdModel, spec: TaskSpec, precision: str = "fp32") -> Ru
 
 
 def onnx_runner(served: Any, spec: TaskSpec) -> Runner:
-    """An mkd.serve.OnnxModel: tokenizer.json + ONNX Runtime, as a server runs it."""
+    """An mkd.serving.runtime.OnnxModel: tokenizer.json + ONNX Runtime, as a server runs it."""
     width = len(spec.text_fields)
 
     def run(part: Sequence[Example]) -> object:
@@ -119,8 +120,8 @@ def onnx_export_for(folder: Path, scratch: Path, examples: dict[str, list[Exampl
     """The folder's own ONNX export when it was made from these weights, else a fresh one (with int8
     when the int8 gate passes on these examples; else fp32 only, and why)."""
     from mkd.errors import MkdError
-    from mkd.export import export_onnx, weights_digest
-    from mkd.serve import read_manifest
+    from mkd.serving.export import export_onnx, weights_digest
+    from mkd.serving.runtime import read_manifest
 
     saved = folder / "onnx"
     with contextlib.suppress(Exception):
@@ -146,9 +147,9 @@ def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[E
     and the fingerprint. `cache` ({fingerprint: figures}) supplies figures of unchanged models and
     receives the new ones; models with the same fingerprint are measured once."""
     from mkd.errors import MkdError
-    from mkd.export import weights_digest
-    from mkd.serve import OnnxModel
-    from mkd.stages.common import say
+    from mkd.progress import say
+    from mkd.serving.export import weights_digest
+    from mkd.serving.runtime import OnnxModel
 
     precision = precision or default_precision()
     cache = cache if cache is not None else {}

@@ -1,5 +1,5 @@
 """The report's figures, each legible with many models: learning curves one panel per model against its
-own steps, the accuracy/speed Pareto plot per task (mkd.plots), and per-task scores with the legend
+own steps, the accuracy/speed Pareto plot per task (mkd.report.plots), and per-task scores with the legend
 outside the bars. Every figure is returned as base64 PNG for a self-contained page."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mkd.io import read_json
-from mkd.plots import Point, draw_pareto, pareto_figure
+from mkd.report.plots import Point, draw_pareto, pareto_figure
 
 COLUMNS = 3  # learning-curve panels per row
 
@@ -96,7 +96,7 @@ def pareto_points(summary: dict[str, Any], bench: dict[str, Any]) -> dict[str, l
 
 
 def pareto_png(summary: dict[str, Any], bench: dict[str, Any]) -> str | None:
-    """mkd.plots' Pareto panels, taller when many models share a panel (their labels stack up)."""
+    """mkd.report.plots' Pareto panels, taller when many models share a panel (their labels stack up)."""
     points = pareto_points(summary, bench)
     if not points:
         return None

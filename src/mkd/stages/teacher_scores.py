@@ -39,8 +39,8 @@ def external_tasks(recipe: Recipe) -> list[str]:
 def speed(teacher: Teacher, task: str, examples: list, batch_sizes: list[int], rounds: int,
           precision: str = "fp32", threads: int = 1) -> dict[str, Any] | None:
     """Examples/s of the teacher at the run's precision on pinned threads, like the bench's PyTorch path."""
-    from mkd.bench import measure, pinned
     from mkd.precision import autocast
+    from mkd.serving.bench import measure, pinned
 
     if not teacher.timed() or not examples:
         return None
@@ -89,7 +89,7 @@ def evaluate_teachers(recipe: Recipe, force: bool = False) -> dict[str, Any] | N
             outputs = teacher.logits(task, examples, batch, "cpu")
             entry[split] = score(data.spec.type, data.spec.metrics, outputs, [e.label for e in examples])
         entry["parameters"] = teacher.parameters()
-        from mkd.bench import default_precision
+        from mkd.serving.bench import default_precision
 
         entry["speed"] = speed(teacher, task, data.split("dev")[: cfg.examples], list(cfg.batch_sizes), cfg.rounds,
                                default_precision(recipe.precision), cfg.threads)

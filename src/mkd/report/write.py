@@ -60,8 +60,8 @@ STYLE = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1250px
 
 def write_report(run: str | Path) -> Path:
     """Write report.html and report.md into the run folder; returns the HTML path."""
-    from mkd import report_figures as figs_
-    from mkd import report_sections as sec
+    from mkd.report import figures as figs_
+    from mkd.report import sections as sec
 
     run = Path(run)
     if not run.is_dir():
