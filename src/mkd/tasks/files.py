@@ -120,6 +120,8 @@ def _lone_returns(text: str) -> tuple[str, str]:
         return text, ""
     if "\n" not in text:
         return text.replace("\r", "\n"), ""
+    if not re.search("\r(?!\n)", text):
+        return text, ""
     mark = next(chr(c) for c in range(0xE000, 0x10FFFF) if chr(c) not in text)
     return re.sub("\r(?!\n)", mark, text), mark
 
