@@ -167,6 +167,8 @@ def test_a_broken_int8_graph_is_refused_and_nothing_is_written(exported, monkeyp
     with pytest.raises(MkdError, match=r"int8 graph agrees with PyTorch on .*< 99%") as refused:
         export_onnx(sharp, tmp_path / "out", _examples(60), quantize="int8")
     assert not (tmp_path / "out").exists()
+    assert "of 2 of 3 task(s): task nli " in str(refused.value) and ", task sent " in str(refused.value), \
+        "every task under the gate is named in one error, not one per try"
     assert "accuracy changes by" in str(refused.value) and "--int8-agreement" in refused.value.fix
     done = export_onnx(sharp, tmp_path / "out", _examples(60), quantize="int8", int8_agreement=0.0)
     assert done["int8_graph"] and all("argmax_agreement" in t["int8"] for t in done["tasks"].values()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shlex
+import stat
 import subprocess
 from pathlib import Path
 
@@ -90,7 +92,21 @@ def _stage_lines(err: str) -> dict[str, str]:
     return found
 
 
-def test_run_end_to_end_caches_reruns_what_changed_and_serves(tmp_path, monkeypatch, capsys, tagger):
+@pytest.fixture()
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def assert_umask_modes(folder: Path) -> None:
+    """Under umask 022 every output is an ordinary file (0644) or folder (0755), model weights included."""
+    odd = [f"{p.relative_to(folder)} {stat.S_IMODE(p.stat().st_mode):o}" for p in [folder, *folder.rglob("*")]
+           if stat.S_IMODE(p.stat().st_mode) != (0o755 if p.is_dir() else 0o644)]
+    assert not odd, odd
+
+
+def test_run_end_to_end_caches_reruns_what_changed_and_serves(tmp_path, monkeypatch, capsys, tagger, umask_022):
     bert_dir = write_tiny_bert(tmp_path / "bert", hidden=16)
     recipe = str(write_recipe(tmp_path, bert_dir))
     run = tmp_path / "runs" / "tiny"
@@ -143,6 +159,7 @@ def test_run_end_to_end_caches_reruns_what_changed_and_serves(tmp_path, monkeypa
     code, out, _ = run_cli(monkeypatch, capsys, "predict", "--model", str(run / "student"), "--task", "nli", "--json",
                        "a cat sits ||| maybe a dog")
     assert code == 0 and json.loads(out)["label"] in SPECS["nli"].labels
+    assert_umask_modes(run)
 
 
 # ---- README: every command shown there exists and parses --------------------------------------------

@@ -14,7 +14,7 @@ import torch
 from mkd.config import StudentConfig, TaskConfig
 from mkd.data.transfer import read_unlabelled
 from mkd.errors import MkdError
-from mkd.io import atomic_dir, write_text
+from mkd.io import atomic_dir, atomic_path, write_text
 from mkd.models.students import build_student
 from mkd.tasks import load_task
 from mkd.tasks.catalog import resolve_spec
@@ -98,15 +98,20 @@ def test_join_makes_one_text_of_two_columns(tmp_path):
 
 
 def test_outputs_respect_the_umask(tmp_path):
+    from safetensors.torch import save_file
+
     old = os.umask(0o022)
     try:
         write_text(tmp_path / "f.txt", "x")
         with atomic_dir(tmp_path / "d") as tmp:
             (tmp / "x").write_text("y")
+            save_file({"w": torch.zeros(2)}, str(tmp / "w.safetensors"))  # safetensors writes 0600 files
+        with atomic_path(tmp_path / "m.safetensors") as tmp:
+            save_file({"w": torch.zeros(2)}, str(tmp))
     finally:
         os.umask(old)
-    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o644
-    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
+    for name, mode in (("f.txt", 0o644), ("d", 0o755), ("d/w.safetensors", 0o644), ("m.safetensors", 0o644)):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +48,29 @@ def honour_umask(path: Path, folder: bool = False) -> None:
     os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
 
 
+def open_up(path: Path) -> None:
+    """After a writer is done with a temporary, give it (and all it holds) at least the access the umask
+    grants: some writers make private files of their own (safetensors' save_file writes 0600, whatever
+    mode the file had). Bits are only added, so a mode a writer chose on purpose (assets share their
+    folder's) stays."""
+    mask = _umask()
+    if not path.is_dir():
+        _widen(path, 0o666 & ~mask)
+        return
+    for top, _, files in os.walk(path):
+        _widen(Path(top), 0o777 & ~mask)
+        for name in files:
+            _widen(Path(top) / name, 0o666 & ~mask)
+
+
+def _widen(entry: Path, bits: int) -> None:
+    if entry.is_symlink():
+        return
+    mode = stat.S_IMODE(entry.stat().st_mode)
+    if mode | bits != mode:
+        os.chmod(entry, mode | bits)
+
+
 def remove_stale_temporaries(target: str | Path) -> None:
     """Delete temporaries of `target` whose writer (a process of this machine) no longer runs."""
     target = Path(target)
@@ -73,6 +97,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     honour_umask(tmp_path)
     try:
         yield tmp_path
+        open_up(tmp_path)
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -126,6 +151,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     honour_umask(tmp, folder=True)
     try:
         yield tmp
+        open_up(tmp)
         if target.exists():
             old = _old_name(target)
             shutil.rmtree(old, ignore_errors=True)

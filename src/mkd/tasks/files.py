@@ -2,6 +2,9 @@
 
 The format follows the extension: .csv (comma) and .tsv (tab) with a header row and standard
 quoting, .jsonl/.ndjson (one JSON object per line), .json (JSON lines, or one array of objects).
+Quotes are read strictly, so that an unbalanced quote never silently merges rows: a TSV record is one
+line (a quoted field that runs on is an error naming where it opens and how far it runs); a CSV field
+may hold quoted line breaks, and a file with such records says so in one line.
 Texts come from the task's text_fields, the gold label from label_field ("label" by default); a
 classification label may be a label name or its index. Files are UTF-8 (a BOM is allowed);
 relative paths are read from the current directory.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,24 +69,99 @@ def _read_text(path: Path) -> str:
 
 
 def _table_rows(path: Path, text: str, delimiter: str) -> Iterator[Row]:
+    """Rows of a CSV/TSV text, strict about quotes: a record that swallows lines is never silent. A TSV
+    record is one line (an error otherwise); CSV records holding quoted line breaks are counted in one
+    line, so that a row count that differs from the line count is always said."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    text, mark = _lone_returns(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    tsv = delimiter == "\t"
+    spans: list[tuple[int, int]] = []  # (first, last line) of each CSV record read over several lines
     start = 1  # the line where the record being read starts (a quoted field may span lines)
+    rows = blank = 0
     try:
         header = [h.strip() for h in next(reader, [])]
+        _check_header(path, header, reader.line_num, tsv)
         start = reader.line_num + 1
         for row in reader:
             first, start = start, reader.line_num + 1
-            if not row:  # blank line
+            if not row:
+                blank += 1
                 continue
+            if reader.line_num > first:
+                if tsv:
+                    raise _swallowed(path, first, reader.line_num, tsv)
+                spans.append((first, reader.line_num))
             if len(row) != len(header):
                 raise MkdError(f"data file {path} line {first} has {len(row)} columns, the header has "
                                f"{len(header)}" + _spanned(first, reader.line_num),
                                "quote fields that contain the delimiter, or fix the row")
-            yield f"{path.name} line {first}", dict(zip(header, row, strict=True))
+            rows += 1
+            cells = [c.replace(mark, "\r") for c in row] if mark else row
+            yield f"{path.name} line {first}", dict(zip(header, cells, strict=True))
     except csv.Error as e:
-        raise MkdError(f"data file {path} line {start} is malformed ({e}){_spanned(start, reader.line_num)}",
-                       "fix the quoting there") from None
+        if reader.line_num > start:
+            raise _swallowed(path, start, reader.line_num, tsv, str(e) == "unexpected end of data") from None
+        raise MkdError(f"data file {path} line {start}: {_quote_problem(e)}",
+                       'fix the quoting there (a quote inside a quoted field is written "")') from None
+    if spans:
+        shown = ", ".join(f"{a}-{b}" for a, b in spans[:3]) + (", ..." if len(spans) > 3 else "")
+        _say(f"{path.name}: {rows} rows on {reader.line_num - 1} lines after the header"
+             + (f" ({blank} blank)" if blank else "")
+             + f": {len(spans)} record(s) hold quoted line breaks (lines {shown})")
+
+
+def _lone_returns(text: str) -> tuple[str, str]:
+    """Lines end at \\n or \\r\\n, as editors and wc count them. A lone \\r is text (Python's csv
+    writer and pandas leave it unquoted), which the csv module would take for a line end and so split a
+    row in two: it travels as `mark` (a character the text lacks; "" when none), restored in the
+    fields. A file without any \\n has old Mac line ends."""
+    if "\r" not in text:
+        return text, ""
+    if "\n" not in text:
+        return text.replace("\r", "\n"), ""
+    if not re.search("\r(?!\n)", text):
+        return text, ""
+    mark = next(chr(c) for c in range(0xE000, 0x10FFFF) if chr(c) not in text)
+    return re.sub("\r(?!\n)", mark, text), mark
+
+
+def _check_header(path: Path, header: list[str], last: int, tsv: bool) -> None:
+    """One header line, each column named once (a second 'text' would silently replace the first)."""
+    if last > 1:
+        raise _swallowed(path, 1, last, tsv)
+    seen = {h for h in header if header.count(h) > 1}
+    if seen:
+        raise MkdError(f"data file {path}: the header names column '{sorted(seen)[0]}' twice",
+                       "give every column its own name")
+
+
+def _swallowed(path: Path, first: int, last: int, tsv: bool, unclosed: bool = False) -> MkdError:
+    """A record read over several lines where the format does not allow it, or a quote never closed."""
+    runs = f"is never closed (it runs to the end, line {last})" if unclosed else f"runs to line {last}"
+    where = "a TSV record is one line: " if tsv else ""
+    fix = (f"close or remove the quote on line {first}" +
+           (" (a text with line breaks needs a .csv or .jsonl file)" if tsv else ""))
+    return MkdError(f"data file {path} line {first}: a quoted field opened on line {first} {runs} "
+                    f"({where}an unbalanced quote?)", fix)
+
+
+def _quote_problem(e: csv.Error) -> str:
+    """The csv module's message in words (it would print a tab as a raw tab)."""
+    text = str(e)
+    if "expected after" in text:
+        return "text follows the quote that closes a quoted field"
+    if text == "unexpected end of data":
+        return "a quoted field is never closed"
+    return f"malformed ({text})"
+
+
+def _say(line: str) -> None:
+    from mkd import dist
+    from mkd.progress import console
+
+    if dist.is_main():
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def _spanned(first: int, last: int) -> str:
