@@ -16,7 +16,8 @@ import pytest
 
 STAGES = ["fetch", "tasks", "teach", "augment", "label", "distill", "finetune", "evaluate", "bench",
           "export", "predict", "run", "report"]  # fmt: skip
-ASSET_NAMES = {"minilm-l6", "mpnet-base", "glove-6b-50d", "spacy-en-md", "rt-snippets", "snli"}
+ASSET_NAMES = {"minilm-l6", "mpnet-base", "glove-6b-50d", "spacy-en-md", "rt-snippets", "snli", "trec-questions",
+               "sms-spam", "health-tweets"}
 FILES_TASK = (
     "name: {name}\noutput_dir: out\ntasks:\n"
     "  - {{name: mine, source: files, train: {train}, text_fields: [text], type: classification, "
@@ -216,12 +217,12 @@ def test_console_script(tmp_path):
     assert_user_error(result, "missing.yaml", "not found")
 
 
-def test_fetch_list_shows_the_six_assets(tmp_path):
+def test_fetch_list_shows_every_asset(tmp_path):
     result = mkd("fetch", "--list", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines() if line.strip()]
     assert {row[0] for row in rows} == ASSET_NAMES
-    assert len(rows) == 6
+    assert len(rows) == len(ASSET_NAMES)
     assert all(row[1] in ("cached", "missing") for row in rows)
 
 

@@ -1,4 +1,5 @@
-"""The study's peers: input format, dev-chosen hyper-parameters, saved and reloaded predictions."""
+"""The study's peers are the product's baselines (mkd.baselines, tested in test_baselines.py): the shim's
+records in the study's terms, saved and reloaded predictions."""
 
 from __future__ import annotations
 
@@ -13,12 +14,6 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks/study"))
 import peers
 
 from mkd.tasks.task import Example, TaskData, TaskSpec
-
-
-def test_fasttext_lines_prefix_pairs_and_keep_singles_plain():
-    assert peers.fasttext_line(Example("a", ("A man, sleeping.",))) == "a man , sleeping ."
-    pair = Example("b", ("Two dogs run", "Dogs move!"))
-    assert peers.fasttext_line(pair) == "p:two p:dogs p:run h:dogs h:move h:!"
 
 
 def _synthetic(n: int = 300) -> TaskData:
@@ -46,9 +41,9 @@ def test_fasttext_peer_picks_the_best_dev_setting_and_reloads(tmp_path):
     tried = {g["setting"]["epoch"]: g["dev"] for g in result["grid"]}
     assert result["dev"] == max(tried.values()) and result["chosen"]["epoch"] in tried
     assert result["test"] >= 90.0
-    assert json.loads((tmp_path / "ft" / "peer.json").read_text()) == result
+    assert json.loads((tmp_path / "ft" / "baseline.json").read_text())["test"]["test"]["accuracy"] == result["test"]
     again = peers.load_peer("fasttext", tmp_path / "ft")
     test = data.split("test")
     assert 100.0 * sum(p == e.label for p, e in zip(again(test), test, strict=True)) / len(test) == result["test"]
-    # a finished folder is kept, not retrained
-    assert peers.train_peer("fasttext", data, tmp_path / "ft", grid, seed=2) == result
+    # a folder trained on the same data, grid and seed is kept, not retrained
+    assert peers.train_peer("fasttext", data, tmp_path / "ft", grid, seed=1) == result
