@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from mkd.config.presets import apply_preset
 from mkd.config.schema import Recipe
 from mkd.config.typed_values import apply_override, parse_overrides
 from mkd.errors import MkdError, nearest
@@ -102,8 +103,10 @@ def load_recipe(source: str | Path | None = None, overrides: list[str] | None = 
         raise MkdError(f"recipe {where} is malformed YAML{at}", "fix the syntax there") from e
     if not isinstance(data, dict):
         raise MkdError(f"recipe {where} is not a mapping of sections", "start from recipes/demo.yaml")
+    default_student = "student" not in data
     for path, value in parse_overrides(overrides, Recipe):
         apply_override(data, path, value)
+    data = apply_preset(data, where, default_student)
     try:
         return Recipe.model_validate(data)
     except ValidationError as e:

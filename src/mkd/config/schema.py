@@ -200,7 +200,10 @@ class TransferConfig(Strict):
 
 
 class StudentConfig(WithNewKeys):
-    NEW_KEYS = ("bigram_buckets",)
+    NEW_KEYS = ("bigram_buckets", "preset")
+    preset: str | None = Field(None, description="a named student (mkd.config.presets: static | small-bilstm | "
+                               "mkd-lstm | transformer), expanded under the recipe's own keys; a recipe without "
+                               "`student` gets the default preset")
     type: str = "bilstm_attn"
     folder: str = Field("student", pattern=r"^[A-Za-z0-9_.\-]+$",
                         description="output folder in the run; several students can share one transfer set")
