@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint study study-demo clean
+.PHONY: setup demo test test-fast lint study study-demo clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,11 @@ study: $(STAMP)
 
 study-demo:
 	$(MAKE) study STUDY_SCALE=demo
+
+# While you work: the unit tests only (no `real` or `slow` end-to-end tests); CI runs `make test` in full.
+test-fast: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q --timeout=900 -m "not real and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

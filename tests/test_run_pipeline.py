@@ -162,10 +162,24 @@ def test_run_end_to_end_caches_reruns_what_changed_and_serves(tmp_path, monkeypa
     assert_umask_modes(run)
 
 
-# ---- README: every command shown there exists and parses --------------------------------------------
-def readme_blocks() -> list[tuple[str, list[str]]]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    return [(lang, body.splitlines()) for lang, body in re.findall(r"```(\w*)\n(.*?)```", text, flags=re.S)]
+# ---- README and docs/: every command shown there exists and parses -----------------------------------
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def readme_blocks(files: list[Path] | None = None) -> list[tuple[str, list[str]]]:
+    blocks = []
+    for path in files or DOCS:
+        text = path.read_text(encoding="utf-8")
+        blocks += [(lang, body.splitlines()) for lang, body in re.findall(r"```(\w*)\n(.*?)```", text, flags=re.S)]
+    return blocks
+
+
+def test_readme_links_every_doc_and_docs_exist():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for doc in DOCS[1:]:
+        assert f"(docs/{doc.name})" in readme, f"README does not link docs/{doc.name}"
+    for target in re.findall(r"\]\((docs/[^)]+)\)", readme):
+        assert (ROOT / target).is_file(), f"README links {target}, which does not exist"
 
 
 def readme_commands() -> list[list[str]]:

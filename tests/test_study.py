@@ -122,6 +122,7 @@ ones: every row's recipe is checked by test_every_row_is_a_valid_recipe,
 and this keeps the end-to-end run within a CI budget."""
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(3600)  # about 25 `mkd` commands: minutes alone, far more on a loaded machine
 def test_a_tiny_study_runs_end_to_end(tmp_path):
     """The study's rows of every kind (real assets, tiny sizes): results, shared transfer sets, bench, table, plots."""
@@ -181,6 +182,7 @@ def test_a_tiny_study_runs_end_to_end(tmp_path):
             assert all(f["threads"] == 1 and f["batch_4"]["examples_per_s"] > 0 for f in figures.values()), name
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_the_gpu_scale_runs_tiny_on_cpu(tmp_path):
     """The gpu command's rows, stages and bf16 settings on CPU at tiny sizes (MiniLM-L6 for MPNet-base),

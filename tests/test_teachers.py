@@ -384,6 +384,7 @@ def test_recipe_entries_are_checked_per_kind():
 
 
 # ---- real assets: an mkd teacher exported to Hugging Face is the same teacher -----------------------------
+@pytest.mark.real
 def test_real_pooler_teacher_exported_to_hf_labels_the_transfer_set_the_same(tmp_path):
     """MiniLM-L6 with pooling: pooler, briefly refined on rt_polarity and snli, exported with `mkd export
     --format hf`, then used as two kind: hf teachers: the same logits on the whole transfer set."""
