@@ -50,6 +50,7 @@ transfer: {augment: {enabled: false}, shard_size: 16, label_batch_size: 16}
 student: {type: bilstm_attn, embeddings: random, embedding_dim: 8, hidden_size: 8, max_length: 16}
 distill: {train: {epochs: 1, batch_size: 16, lr: 1.0e-3, patience: null}}
 bench: {rounds: 1, examples: 4, batch_sizes: [4]}
+baselines: []
 """
 
 
