@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mkd.baselines import DEFAULT
-from mkd.config import DEFAULT_BASELINES, load_recipe
+from mkd.config import DEFAULT_BASELINES, Recipe, load_recipe
 from mkd.report.baselines import verdict_lines, verdicts
 from mkd.stages.baselines import baselines_section, baselines_stage, bench_baselines
 from tests.test_run_pipeline import write_recipe
@@ -30,7 +30,9 @@ def test_the_section_defaults_to_both_and_stays_out_of_every_stage_fingerprint()
     sections = (("tasks",), ("tasks", "teacher"), ("tasks", "transfer", "student", "distill"), ("finetune",),
                 ("bench",), ("tasks", "bench"))
     assert all(on.section_hash(*s) == off.section_hash(*s) for s in sections)
-    assert yaml.safe_load(on.to_yaml())["baselines"] == ["model2vec", "fasttext"]  # written back as names
+    plain = Recipe(name="plain", tasks=on.tasks)
+    assert yaml.safe_load(plain.to_yaml())["baselines"] == ["model2vec", "fasttext"]  # written back as names
+    assert on.baselines[0].grid == {"learning_rate": [1e-3]}  # the demo's one model2vec setting
     with pytest.raises(Exception, match="baseline fasttext is listed twice"):
         load_recipe(None, ["baselines=[fasttext, fasttext]"])
 
@@ -96,4 +98,6 @@ def test_an_equal_baseline_at_least_as_fast_wins_and_no_baselines_means_no_verdi
     summary, bench = _summary((85.0, 3_000.0), {"model2vec": (85.0, 3_000.0)})
     assert verdicts(summary, bench)["t"]["outcome"] == "baseline"
     assert "as accurate" in verdict_lines(verdicts(summary, bench))[1]
+    summary, bench = _summary((85.0, 3_000.0), {"model2vec": (80.0, None)})  # bench off: scores only
+    assert "beats the best baseline, model2vec, by 5.00 points" in verdict_lines(verdicts(summary, {}))[1]
     assert verdict_lines(verdicts({**summary, "baselines": {}}, bench)) == []

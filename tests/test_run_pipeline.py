@@ -115,6 +115,8 @@ def test_run_end_to_end_caches_reruns_what_changed_and_serves(tmp_path, monkeypa
     bert_dir = write_tiny_bert(tmp_path / "bert", hidden=16)
     recipe = str(write_recipe(tmp_path, bert_dir))
     run = tmp_path / "runs" / "tiny"
+    vectors = tmp_path / "vectors"  # the baseline's vectors of the tiny BERT, not in the user's cache
+    monkeypatch.setattr("mkd.baselines.model2vec_baseline._vectors_dir", lambda source, dims: vectors)
 
     code, _, err = run_cli(monkeypatch, capsys, "run", "-c", recipe)
     assert code == 0, err
@@ -138,6 +140,7 @@ def test_run_end_to_end_caches_reruns_what_changed_and_serves(tmp_path, monkeypa
             assert entry["test"] and entry["dev"] and entry["chosen"] and entry["train_seconds"] >= 0, entry
             assert entry["examples_per_s"] == bench["baselines"][t][b]["batch_8"]["examples_per_s"] > 0
         assert f"<td>{b} (baseline)</td>" in html
+    assert summary["baselines"]["fasttext"]["sent"]["chosen"]["wordNgrams"] in (1, 2)  # its own grid's other keys
     assert set(summary["baseline_verdict"]) == {"sent", "nli"} and "verdict: " in err
     assert summary["baseline_verdict"]["sent"]["student"] == "student" and "baseline" in html.split("<h1>")[0]
 

@@ -264,7 +264,8 @@ class BaselineConfig(Strict):
     against the registry before anything trains (mkd.stages.preflight)."""
 
     name: str
-    grid: dict[str, list[Any]] | None = Field(None, description="settings tried, chosen on dev; None: its own grid")
+    grid: dict[str, list[Any]] | None = Field(
+        None, description="settings tried, chosen on dev: these keys replace those of its own grid; None: its own")
     options: dict[str, Any] = Field(default_factory=dict, description="model2vec: vectors, encoder, pca_dims")
 
     @model_validator(mode="before")

@@ -70,7 +70,8 @@ def verdicts(summary: dict[str, Any], bench: dict[str, Any]) -> dict[str, dict[s
         outcome = (STUDENT if margin > 0 else BASELINE) if rivals else (STUDENT if margin >= 0 else TRADE)
         out[task] = {"student": name, "student_score": round(score, 2), "student_speed": speed or None,
                      "baseline": b_name, "baseline_score": round(b_score, 2), "baseline_speed": b_speed,
-                     "margin": margin, "as_fast": bool(rivals) and measured, "outcome": outcome}
+                     "margin": margin, "as_fast": bool(rivals) and measured, "measured": measured,
+                     "outcome": outcome}
     return out
 
 
@@ -81,6 +82,9 @@ def _speed(value: float | None) -> str:
 def _task_line(task: str, v: dict[str, Any]) -> str:
     s, b, gap = v["student"], v["baseline"], abs(v["margin"])
     scores = f"{v['student_score']:.2f} vs {v['baseline_score']:.2f}"
+    if not v.get("measured", True):  # bench off: scores only
+        beats = "beats" if v["margin"] > 0 else "does not beat"
+        return f"{task}: {s} {beats} the best baseline, {b}, by {v['margin']:.2f} points ({scores}; speed not measured)"
     speeds = f"{_speed(v['student_speed'])} vs {_speed(v['baseline_speed'])}"
     if v["outcome"] == BASELINE:
         more = f"{gap:.2f} points more accurate" if gap else "as accurate"

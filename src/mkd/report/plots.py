@@ -73,7 +73,7 @@ def draw_pareto(ax: Any, points: Sequence[Point], title: str, metric: str = "sco
     if any(p.baseline for p in points):
         ax.scatter([], [], marker="s", color="C2", s=22, label="baseline (gold labels only)")
     if len(line) > 1 or any(p.baseline for p in points):
-        ax.legend(loc="lower left", fontsize=7, frameon=False)
+        ax.legend(loc="best", fontsize=7, frameon=False)
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     lo, hi = min(p.score for p in points), max(p.score for p in points)
