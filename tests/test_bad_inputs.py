@@ -355,6 +355,8 @@ CASES = [
     Case("student-reads-odd-texts", ["evaluate", "--model", "runs/tiny/student", "-c", "w.yaml"], ok=True,
          setup=odd_test_files, check=scored_odd_texts("runs/tiny/student", {"sent", "nli"})),
     # bench
+    Case("baselines-unknown-name", ["baselines", *C, "--set", "baselines=[fasttxt]"],
+         ("unknown baseline 'fasttxt'", "did you mean 'fasttext'")),
     Case("bench-nothing-trained", ["bench", *C, "--set", "name=fresh"], ("no trained model", "mkd teach")),
     Case("bench-damaged-student", ["bench", *C], ("not a valid safetensors",), truncate(
         "runs/tiny/student/model.safetensors")),
@@ -376,8 +378,8 @@ CASES = [
     Case("report-no-summary", ["report", "runs/tiny"], ("no summary.json", "mkd run")),
     Case("report-no-folder", ["report", "nowhere"], ("run folder nowhere does not exist",)),
 ]
-COMMANDS = {"fetch", "tasks", "teach", "augment", "label", "distill", "finetune", "evaluate", "bench", "export",
-            "predict", "run", "report"}
+COMMANDS = {"fetch", "tasks", "teach", "augment", "label", "distill", "finetune", "baselines", "evaluate", "bench",
+            "export", "predict", "run", "report"}
 
 
 def test_the_catalogue_covers_every_command():
