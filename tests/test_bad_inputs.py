@@ -50,6 +50,7 @@ transfer: {augment: {enabled: false}, shard_size: 16, label_batch_size: 16}
 student: {type: bilstm_attn, embeddings: random, embedding_dim: 8, hidden_size: 8, max_length: 16}
 distill: {train: {epochs: 1, batch_size: 16, lr: 1.0e-3, patience: null}}
 bench: {rounds: 1, examples: 4, batch_sizes: [4]}
+baselines: []
 """
 
 
@@ -354,6 +355,8 @@ CASES = [
     Case("student-reads-odd-texts", ["evaluate", "--model", "runs/tiny/student", "-c", "w.yaml"], ok=True,
          setup=odd_test_files, check=scored_odd_texts("runs/tiny/student", {"sent", "nli"})),
     # bench
+    Case("baselines-unknown-name", ["baselines", *C, "--set", "baselines=[fasttxt]"],
+         ("unknown baseline 'fasttxt'", "did you mean 'fasttext'")),
     Case("bench-nothing-trained", ["bench", *C, "--set", "name=fresh"], ("no trained model", "mkd teach")),
     Case("bench-damaged-student", ["bench", *C], ("not a valid safetensors",), truncate(
         "runs/tiny/student/model.safetensors")),
@@ -375,8 +378,8 @@ CASES = [
     Case("report-no-summary", ["report", "runs/tiny"], ("no summary.json", "mkd run")),
     Case("report-no-folder", ["report", "nowhere"], ("run folder nowhere does not exist",)),
 ]
-COMMANDS = {"fetch", "tasks", "teach", "augment", "label", "distill", "finetune", "evaluate", "bench", "export",
-            "predict", "run", "report"}
+COMMANDS = {"fetch", "tasks", "teach", "augment", "label", "distill", "finetune", "baselines", "evaluate", "bench",
+            "export", "predict", "run", "report"}
 
 
 def test_the_catalogue_covers_every_command():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-STAGES = ["fetch", "tasks", "teach", "augment", "label", "distill", "finetune", "evaluate", "bench",
+STAGES = ["fetch", "tasks", "teach", "augment", "label", "distill", "finetune", "baselines", "evaluate", "bench",
           "export", "predict", "run", "report"]  # fmt: skip
 ASSET_NAMES = {"minilm-l6", "mpnet-base", "glove-6b-50d", "spacy-en-md", "rt-snippets", "snli", "trec-questions",
                "sms-spam", "health-tweets"}

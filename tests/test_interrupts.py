@@ -17,7 +17,7 @@ from tests.tinyfix import SPECS, make_examples
 
 pytestmark = pytest.mark.slow
 
-RUN_RECIPE = RECIPE + "bench: {rounds: 1, batch_sizes: [1, 8], examples: 8}\n"
+RUN_RECIPE = RECIPE + "bench: {rounds: 1, batch_sizes: [1, 8], examples: 8}\nbaselines: []\n"
 
 
 @pytest.fixture(scope="module")

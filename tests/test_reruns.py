@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 FAST = RECIPE.replace("patience: null, log_every: 1}", "patience: null, log_every: 1, max_steps: 6}") + (
     "finetune: {enabled: true, train: {max_steps: 3, batch_size: 8, eval_every: 3}}\n"
-    "bench: {rounds: 1, batch_sizes: [1, 4], examples: 4}\n")
+    "bench: {rounds: 1, batch_sizes: [1, 4], examples: 4}\nbaselines: []\n")
 
 
 def statuses(folder: Path) -> dict[str, str]:

@@ -23,7 +23,11 @@ from mkd.io import read_json
 from tests.tinyfix import SPECS, make_examples, run_cli, write_tiny_bert
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("teach", "augment", "label", "distill", "bench")
+STAGES = ("teach", "augment", "label", "distill", "baselines", "bench")
+TINY_BASELINES = [  # both default baselines, with grids small enough for tiny data
+    {"name": "model2vec", "grid": {"learning_rate": [3e-2], "max_epochs": [3], "batch_size": [16], "hidden_dim": [8]},
+     "options": {"pca_dims": 8}},
+    {"name": "fasttext", "grid": {"epoch": [5], "lr": [0.5], "dim": [8]}}]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -61,6 +65,7 @@ def write_recipe(folder: Path, bert_dir: Path) -> Path:
                     "max_length": 32},
         "distill": {"train": {**train, "max_steps": 8, "lr": 3e-3}},
         "bench": {"rounds": 1, "batch_sizes": [1, 8], "examples": 12},
+        "baselines": TINY_BASELINES,
     }
     path = folder / "recipe.yaml"
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
@@ -86,7 +91,7 @@ def _stage_lines(err: str) -> dict[str, str]:
     """The last line each stage printed ('<stage>: ...')."""
     found = {}
     for line in err.splitlines():
-        m = re.match(r"(teach|augment|label|distill|bench): (.*)", line)
+        m = re.match(r"(teach|augment|label|distill|baselines|bench): (.*)", line)
         if m:
             found[m.group(1)] = m.group(2)
     return found
@@ -110,6 +115,8 @@ def test_run_end_to_end_caches_reruns_what_changed_and_serves(tmp_path, monkeypa
     bert_dir = write_tiny_bert(tmp_path / "bert", hidden=16)
     recipe = str(write_recipe(tmp_path, bert_dir))
     run = tmp_path / "runs" / "tiny"
+    vectors = tmp_path / "vectors"  # the baseline's vectors of the tiny BERT, not in the user's cache
+    monkeypatch.setattr("mkd.baselines.model2vec_baseline._vectors_dir", lambda source, dims: vectors)
 
     code, _, err = run_cli(monkeypatch, capsys, "run", "-c", recipe)
     assert code == 0, err
@@ -127,6 +134,15 @@ def test_run_end_to_end_caches_reruns_what_changed_and_serves(tmp_path, monkeypa
     bench = read_json(run / "bench" / "bench.json")
     assert all(bench["tasks"][t][m]["onnxruntime"]["batch_8"]["examples_per_s"] > 0
                for t in ("sent", "nli") for m in ("teacher", "student"))
+    for b in ("model2vec", "fasttext"):  # the baselines: trained, scored, benched beside the models, reported
+        for t in ("sent", "nli"):
+            entry = summary["baselines"][b][t]
+            assert entry["test"] and entry["dev"] and entry["chosen"] and entry["train_seconds"] >= 0, entry
+            assert entry["examples_per_s"] == bench["baselines"][t][b]["batch_8"]["examples_per_s"] > 0
+        assert f"<td>{b} (baseline)</td>" in html
+    assert summary["baselines"]["fasttext"]["sent"]["chosen"]["wordNgrams"] in (1, 2)  # its own grid's other keys
+    assert set(summary["baseline_verdict"]) == {"sent", "nli"} and "verdict: " in err
+    assert summary["baseline_verdict"]["sent"]["student"] == "student" and "baseline" in html.split("<h1>")[0]
 
     code, _, err = run_cli(monkeypatch, capsys, "run", "-c", recipe)
     lines = _stage_lines(err)

@@ -133,6 +133,7 @@ def write_recipe(folder: Path, teachers: dict | None = None, tasks: tuple[TaskSp
         "student": {"type": "bilstm", "embeddings": "random", "embedding_dim": 8, "hidden_size": 8, "max_length": 32},
         "distill": {"train": {**train, "max_steps": 3, "lr": 3e-3}},
         "bench": {"rounds": 1, "batch_sizes": [1, 4], "examples": 6},
+        "baselines": [],  # tests/test_run_baselines.py covers them
     }
     path = folder / "recipe.yaml"
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")

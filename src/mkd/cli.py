@@ -166,6 +166,16 @@ def finetune(
 
 
 @app.command()
+def baselines(recipe: RecipeOpt = None, overrides: SetOpt = None, force: ForceOpt = False,
+              threads: ThreadsOpt = None) -> None:
+    """Train the recipe's baselines (gold labels only, settings chosen on dev) on every task; score test."""
+    _threads(threads)
+    from mkd.stages.baselines import baselines_stage
+
+    baselines_stage(_recipe(recipe, overrides), force=force)
+
+
+@app.command()
 def evaluate(
     model: Annotated[Path, typer.Option("--model", help="a model folder (teacher or student)")],
     split: Annotated[str, typer.Option("--split", help="dev or test")] = "test",

@@ -6,7 +6,9 @@ typed_values.py types the `--set` values. Nothing in a recipe executes code (`ya
 
 from mkd.config.loading import DEFAULT_RECIPE, load_recipe, packaged_recipes
 from mkd.config.schema import (
+    DEFAULT_BASELINES,
     AugmentConfig,
+    BaselineConfig,
     BenchConfig,
     DistillConfig,
     FinetuneConfig,
@@ -21,6 +23,7 @@ from mkd.config.schema import (
 )
 from mkd.config.typed_values import parse_overrides
 
-__all__ = ["DEFAULT_RECIPE", "AugmentConfig", "BenchConfig", "DistillConfig", "FinetuneConfig", "Recipe",
+__all__ = ["DEFAULT_BASELINES", "DEFAULT_RECIPE", "AugmentConfig", "BaselineConfig", "BenchConfig",
+           "DistillConfig", "FinetuneConfig", "Recipe",
            "StudentConfig", "TaskConfig", "TeacherConfig", "TeacherSpec", "TrainConfig", "TransferConfig",
            "UnlabelledFile", "load_recipe", "packaged_recipes", "parse_overrides"]

@@ -258,6 +258,30 @@ class BenchConfig(Strict):
     examples: int = Field(256, ge=1)
 
 
+DEFAULT_BASELINES = ("model2vec", "fasttext")
+"""The baselines a recipe trains unless it says otherwise (mkd.baselines.DEFAULT)."""
+
+
+class BaselineConfig(Strict):
+    """A baseline of the run (mkd.baselines): a name, or {name, grid, options}. Names are checked
+    against the registry before anything trains (mkd.stages.preflight)."""
+
+    name: str
+    grid: dict[str, list[Any]] | None = Field(
+        None, description="settings tried, chosen on dev: these keys replace those of its own grid; None: its own")
+    options: dict[str, Any] = Field(default_factory=dict, description="model2vec: vectors, encoder, pca_dims")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_serializer(mode="wrap")
+    def _as_name(self, handler: Any) -> Any:
+        """A baseline with its own grid and no options is written back as its bare name."""
+        return self.name if self.grid is None and not self.options else handler(self)
+
+
 class Recipe(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     seed: int = 13
@@ -273,6 +297,9 @@ class Recipe(Strict):
     distill: DistillConfig = Field(default_factory=DistillConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     bench: BenchConfig = Field(default_factory=BenchConfig)
+    baselines: list[BaselineConfig] = Field(
+        default_factory=lambda: [BaselineConfig(name=n) for n in DEFAULT_BASELINES],
+        description="gold-only models trained, scored and benched beside the students; []: none")
 
     @field_validator("tasks")
     @classmethod
@@ -282,6 +309,15 @@ class Recipe(Strict):
         if dupes:
             raise ValueError(f"task {dupes[0]} is listed twice")
         return tasks
+
+    @field_validator("baselines")
+    @classmethod
+    def _unique_baselines(cls, baselines: list[BaselineConfig]) -> list[BaselineConfig]:
+        names = [b.name for b in baselines]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"baseline {dupes[0]} is listed twice")
+        return baselines
 
     @model_validator(mode="after")
     def _teachers_of_tasks(self) -> Recipe:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mkd.io import read_json
+from mkd.report.baselines import baseline_points
 from mkd.report.plots import Point, draw_pareto, pareto_figure
 
 COLUMNS = 3  # learning-curve panels per row
@@ -92,6 +93,9 @@ def pareto_points(summary: dict[str, Any], bench: dict[str, Any]) -> dict[str, l
                 "examples_per_s") or m.get("best_examples_per_s") or m.get("examples_per_s")
             if cell and speed:
                 out.setdefault(task, []).append(Point(name, float(speed), float(next(iter(cell.values())))))
+    for task, found in baseline_points(summary).items():  # marked as baselines
+        if task in out:
+            out[task].extend(found)
     return out
 
 

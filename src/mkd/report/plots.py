@@ -18,6 +18,7 @@ class Point:
     name: str
     speed: float  # examples/s
     score: float  # the task's primary metric, in points (0-100)
+    baseline: bool = False  # a gold-only baseline (mkd.baselines): drawn as a square
 
 
 def pareto_front(points: Sequence[Point]) -> list[Point]:
@@ -62,14 +63,17 @@ def draw_pareto(ax: Any, points: Sequence[Point], title: str, metric: str = "sco
     front = {p.name for p in pareto_front(points)}
     for p in points:
         on = p.name in front
-        ax.scatter(p.speed, p.score, s=36 if on else 22, color="C3" if on else "C0", zorder=3,
-                   edgecolor="black" if on else "none", linewidth=0.6)
+        ax.scatter(p.speed, p.score, s=36 if on else 22, color="C3" if on else ("C2" if p.baseline else "C0"),
+                   zorder=3, edgecolor="black" if on else "none", linewidth=0.6, marker="s" if p.baseline else "o")
     line = sorted(pareto_front(points), key=lambda p: p.speed)
     if len(line) > 1:
         xs = [p.speed for p in line]
         ys = [p.score for p in line]
         ax.step(xs, ys, where="post", color="C3", linewidth=1.2, alpha=0.8, zorder=2, label="Pareto front")
-        ax.legend(loc="lower left", fontsize=7, frameon=False)
+    if any(p.baseline for p in points):
+        ax.scatter([], [], marker="s", color="C2", s=22, label="baseline (gold labels only)")
+    if len(line) > 1 or any(p.baseline for p in points):
+        ax.legend(loc="best", fontsize=7, frameon=False)
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     lo, hi = min(p.score for p in points), max(p.score for p in points)

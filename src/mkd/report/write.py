@@ -11,6 +11,7 @@ import yaml
 
 from mkd.errors import MkdError
 from mkd.io import read_json, write_text
+from mkd.report.baselines import baseline_rows, verdict_lines, verdicts
 
 
 def _table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -72,8 +73,9 @@ def write_report(run: str | Path) -> Path:
     bench = read_json(run / "bench" / "bench.json") if (run / "bench" / "bench.json").is_file() else {}
     recipe = (run / "recipe.yaml").read_text(encoding="utf-8") if (run / "recipe.yaml").is_file() else ""
     raw = (yaml.safe_load(recipe) or {}) if recipe else {}
-    trade = sec.headline(summary)
+    trade = [*verdict_lines(verdicts(summary, bench)), *sec.headline(summary)]
     head, rows = _table(summary)
+    rows += baseline_rows(summary, head)
     kept_head, kept = sec.retained_table(summary)
     times_head, times = sec.stage_times(run, summary)
     machine = sec.machine_text(summary, raw if isinstance(raw, dict) else {})

@@ -90,12 +90,22 @@ def _figure(per_example: list[float], batch_size: int) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def pinned(threads: int) -> Iterator[None]:
+    """torch's threads, and numpy's BLAS pools (a baseline's numpy head) where threadpoolctl is installed."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        yield
+        with _blas_limited(threads):
+            yield
     finally:
         torch.set_num_threads(before)
+
+
+def _blas_limited(threads: int) -> contextlib.AbstractContextManager:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=threads, user_api="blas")
 
 
 def measure(runners: dict[str, Runner], examples: Sequence[Example], batch_sizes: Sequence[int] = (1, 32),
@@ -141,11 +151,12 @@ def onnx_export_for(folder: Path, scratch: Path, examples: dict[str, list[Exampl
 def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[Example],
                   batch_sizes: Sequence[int] = (1, 32), rounds: int = 5, onnx: bool = True,
                   threads: int = 1, precision: str | None = None,
-                  cache: dict[str, Any] | None = None) -> dict[str, dict]:
+                  cache: dict[str, Any] | None = None, baselines: dict[str, Path] | None = None) -> dict[str, dict]:
     """Measure model folders on one task's texts, every path interleaved. Per model: the PATHS figures
     under "paths", torch fp32 at the top level and ONNX fp32 under "onnxruntime" (as before), parameters
     and the fingerprint. `cache` ({fingerprint: figures}) supplies figures of unchanged models and
-    receives the new ones; models with the same fingerprint are measured once."""
+    receives the new ones; models with the same fingerprint are measured once. `baselines` ({name: trained
+    baseline folder}, mkd.baselines) are measured in the same rounds, on their one path (NATIVE)."""
     from mkd.errors import MkdError
     from mkd.progress import say
     from mkd.serving.export import weights_digest
@@ -158,11 +169,13 @@ def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[E
                 "texts": hashlib.sha256(json.dumps([e.texts for e in examples]).encode()).hexdigest()}
     key = json.dumps(settings, sort_keys=True)
     prints = {n: hashlib.sha256((weights_digest(f) + key).encode()).hexdigest()[:20] for n, f in folders.items()}
+    baselines = baselines or {}
+    prints.update({n: baseline_print(f, key) for n, f in baselines.items()})
     todo: dict[str, str] = {}  # fingerprint -> the model measured for it
     for name, fp in prints.items():
         if fp not in cache and fp not in todo:
             todo[fp] = name
-    models = {name: load_model(folders[name], tasks=[spec_task]) for name in todo.values()}
+    models = {name: load_model(folders[name], tasks=[spec_task]) for name in todo.values() if name not in baselines}
     result: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="mkd-bench-") as scratch, pinned(threads):
         runners: dict[str, Runner] = {}
@@ -181,8 +194,12 @@ def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[E
             except (MkdError, ImportError, RuntimeError, ValueError) as e:
                 graphs[name] = {"error": str(e).splitlines()[0][:200] if str(e) else type(e).__name__}
                 say(f"bench: no ONNX Runtime figure for {name} on {spec_task}: {graphs[name]['error']}")
+        runners.update(baseline_runners({n: baselines[n] for n in todo.values() if n in baselines}))
         measured = measure(runners, examples, batch_sizes, rounds) if runners else {}
     for fp, name in todo.items():
+        if name in baselines:
+            cache[fp] = baseline_entry(measured, name, threads)
+            continue
         paths = {p: measured[f"{name}@{p}"] for p in PATHS if f"{name}@{p}" in measured}
         if precision == "fp32":
             paths["torch_precision"] = paths["torch_fp32"]
@@ -191,13 +208,38 @@ def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[E
     for name, fp in prints.items():
         entry = cache[fp]
         best = best_path(entry["paths"], max(batch_sizes))
-        result[name] = {**entry["paths"].get("torch_fp32", {}), "threads": entry["threads"],
+        top = entry["paths"].get("torch_fp32") or entry["paths"].get(NATIVE, {})
+        result[name] = {**top, "threads": entry["threads"],
                         "precision": entry["precision"], "paths": entry["paths"], "best_path": best,
                         "parameters": entry["parameters"], "fingerprint": fp,
                         "reused": name not in todo.values()}
-        if onnx:
+        if onnx and name not in baselines:
             result[name][ORT] = {**entry["paths"].get("onnx_fp32", {}), **entry["onnx"]}
     return result
+
+
+# ---- baselines (mkd.baselines): one path, their library's own predictor ----------------------------
+NATIVE = "native"
+
+
+def baseline_print(folder: Path, key: str) -> str:
+    """A trained baseline's bench fingerprint: its training key (data, grid, seed) and the bench settings."""
+    from mkd.io import read_json
+
+    trained = read_json(Path(folder) / "baseline.json").get("key", str(folder))
+    return hashlib.sha256((f"baseline:{trained}" + key).encode()).hexdigest()[:20]
+
+
+def baseline_runners(folders: dict[str, Path]) -> dict[str, Runner]:
+    """Each baseline's predictor of raw examples (tokenization included), as `<name>@native`."""
+    from mkd.baselines import load_baseline
+
+    return {f"{name}@{NATIVE}": load_baseline(folder) for name, folder in folders.items()}
+
+
+def baseline_entry(measured: dict[str, dict], name: str, threads: int) -> dict[str, Any]:
+    return {"paths": {NATIVE: measured[f"{name}@{NATIVE}"]}, "precision": "fp32", "threads": threads, "onnx": {},
+            "parameters": None, "kind": "baseline", "measured_at": time.time()}
 
 
 def best_path(paths: dict[str, Any], batch_size: int) -> str | None:

@@ -132,7 +132,7 @@ def model_folders(run: Path) -> dict[str, Path]:
     found = {"teacher": run / "teacher"} if (run / "teacher" / "mkd.json").is_file() else {}
     tuned: dict[str, Path] = {}
     for sub in sorted(p for p in run.iterdir() if p.is_dir() and not p.name.startswith(".")
-                     and p.name not in ("teacher", "transfer", "bench")):
+                     and p.name not in ("teacher", "transfer", "bench", "baselines")):
         if (sub / "mkd.json").is_file():
             found[sub.name] = sub
         else:

@@ -12,6 +12,7 @@ from mkd.config import Recipe
 from mkd.errors import MkdError
 from mkd.io import read_json, write_json
 from mkd.serving.bench import machine
+from mkd.stages.baselines import baselines_section, baselines_stage, say_verdict
 from mkd.stages.common import finetuned_folder, is_fresh, mark_done, model_folders, run_dir, say
 from mkd.stages.preflight import check_inputs
 from mkd.stages.teacher_scores import evaluate_teachers, needs_run_teacher, own_teachers, teacher_entry
@@ -21,6 +22,7 @@ def bench_stage(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     """Throughput of every model of the run on each task's dev texts (tokenization included). Models
     whose weights and bench settings are unchanged keep their figures (bench/cache.json), unless forced."""
     from mkd.serving.bench import CACHE, bench_folders, default_precision
+    from mkd.stages.baselines import baselines_key, bench_baselines, split_baselines
     from mkd.tasks import load_recipe_tasks
 
     if not recipe.bench.enabled:
@@ -32,7 +34,8 @@ def bench_stage(recipe: Recipe, force: bool = False) -> dict[str, Any]:
         raise MkdError(f"no trained model in {run} to benchmark", "run mkd teach and mkd distill (or mkd run) first")
     stages = [f / "stage.json" for f in folders.values()]
     inputs = "".join(read_json(p)["fingerprint"] for p in stages if p.exists())
-    digest = hashlib.sha256((inputs + ",".join(folders)).encode()).hexdigest()[:16]
+    extra = baselines_key(recipe)  # '' without baselines: the fingerprint of such a run is as before
+    digest = hashlib.sha256((inputs + ",".join(folders) + extra).encode()).hexdigest()[:16]
     fingerprint = recipe.section_hash("bench") + digest
     out = run / "bench"
     if not force and is_fresh(out, fingerprint):
@@ -47,9 +50,11 @@ def bench_stage(recipe: Recipe, force: bool = False) -> dict[str, Any]:
         usable = {n: f for n, f in folders.items() if t in read_json(f / "mkd.json")["tasks"]}
         examples = data.split("dev")[: cfg.examples]
         per_task[t] = bench_folders(usable, t, examples, cfg.batch_sizes, cfg.rounds, threads=cfg.threads,
-                                    precision=default_precision(recipe.precision), cache=cache)
+                                    precision=default_precision(recipe.precision), cache=cache,
+                                    baselines=bench_baselines(recipe, t))
+    apart = split_baselines(per_task)  # the baselines' figures move to bench.json's "baselines"
     result = {"machine": {**machine(), "threads": cfg.threads}, "tasks": per_task, "batch_sizes": cfg.batch_sizes,
-              "rounds": cfg.rounds, "examples": cfg.examples, "threads": cfg.threads}
+              "rounds": cfg.rounds, "examples": cfg.examples, "threads": cfg.threads, **apart}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / CACHE, cache)
     write_json(out / "bench.json", result)
@@ -107,6 +112,7 @@ def summarize(recipe: Recipe) -> dict[str, Any]:
                "batch_size_for_speed": big, "models": models, "transfer": transfer}
     if joined is not None:
         summary["teachers"] = own_teachers(recipe, run)
+    summary.update(baselines_section(recipe, bench, summary))
     write_json(run / "summary.json", summary)
     return summary
 
@@ -182,6 +188,7 @@ def run_all(recipe: Recipe, force: bool = False, resume: bool = False, restart: 
               ("distill", lambda: distill(recipe, force=force, **again))]
     if recipe.finetune.enabled:
         steps.append(("finetune", lambda: finetune(recipe, force=force, **again)))
+    steps.append(("baselines", lambda: baselines_stage(recipe, force=force)))
     steps.append(("bench", lambda: bench_stage(recipe, force=force)))
     steps.append(("teachers", lambda: evaluate_teachers(recipe, force=force)))
     times = {}
@@ -196,4 +203,5 @@ def run_all(recipe: Recipe, force: bool = False, resume: bool = False, restart: 
     print_table(summary)
     say(f"summary: {run / 'summary.json'}")
     say(f"report:  {html}")
+    say_verdict(summary)
     return summary

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from mkd.config import Recipe
 from mkd.errors import MkdError, did_you_mean
+from mkd.stages.baselines import check_baselines
 
 
 def check_inputs(recipe: Recipe) -> None:
@@ -27,6 +28,7 @@ def check_inputs(recipe: Recipe) -> None:
     resolve(recipe.teacher.model, recipe.fetch_missing)
     _check_teachers(recipe, tasks)
     _check_student(recipe)
+    check_baselines(recipe)
     if any(_augments(augment_config(recipe, t)) for t in recipe.tasks):
         from mkd.assets import asset_path
 
