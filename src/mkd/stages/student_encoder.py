@@ -57,7 +57,7 @@ def student_encoder(recipe: Recipe) -> EncoderSource | None:
             return EncoderSource(Source.BASE, recipe.teacher.model, recipe.fetch_missing, trust, run)
     if Source.RUN in borrow.sources:  # nothing else will do: the run trains its teacher for the student
         return EncoderSource(Source.RUN, str(run / "teacher"), recipe.fetch_missing, trust, run)
-    raise MkdError(f"the {recipe.student.type} student needs {borrow.what}, and none of its sources "
+    raise MkdError(f"the {recipe.student.type} student takes {borrow.what} from an encoder, and none of its sources "
                    f"({', '.join(s.value for s in borrow.sources)}) is in this recipe",
                    "give a task an mkd teacher folder under transfer.teachers")
 

@@ -62,6 +62,6 @@ def build_student(cfg: StudentConfig, specs: dict[str, TaskSpec], texts_for_voca
     borrow = check_student(cfg, fetch_missing)
     source = EncoderSource.of(encoder)
     if borrow is not None and source is None:
-        raise MkdError(f"the {cfg.type} student needs {borrow.what}, and there is no teacher folder",
+        raise MkdError(f"the {cfg.type} student takes {borrow.what} from an encoder, and there is no teacher folder",
                        "run mkd teach first, or run it through mkd distill / mkd run (it finds one)")
     return student_kind(cfg.type).from_config(cfg, specs, texts_for_vocab, source, fetch_missing)

@@ -35,7 +35,8 @@ DESCRIBED = {Source.RUN: "the run's refined teacher", Source.TASK: "the refined 
 
 @dataclass(frozen=True)
 class Borrow:
-    """What a student takes from an encoder (`what`, for messages) and the sources it accepts, in order."""
+    """What a student takes from an encoder (`what`: "its token vectors", for messages) and the sources it
+    accepts, in order."""
 
     what: str
     sources: tuple[Source, ...] = AUTO

@@ -67,8 +67,7 @@ class StaticStudent(MkdModel):
     @classmethod
     def borrows(cls, cfg: StudentConfig) -> Borrow:
         """Always an encoder's tokenizer; its token vectors too unless they are random."""
-        return Borrow("token vectors from an encoder" if cfg.embeddings == "teacher-static" else
-                      "an encoder's tokenizer")
+        return Borrow("its token vectors" if cfg.embeddings == "teacher-static" else "its tokenizer")
 
     def __init__(self, specs: dict[str, TaskSpec], tokens: SubwordTokens, vocab_size: int, embedding_dim: int,
                  hidden_size: int = 300, pooling: str = "mean", head: str = "mlp", dropout: float = 0.1,

@@ -49,7 +49,7 @@ class TransformerStudent(TeacherModel):
     @classmethod
     def borrows(cls, cfg: StudentConfig) -> Borrow | None:
         """A tokenizer, when it is made from the recipe's sizes (no init_from)."""
-        return Borrow("a tokenizer (no student.init_from)") if cfg.init_from is None else None
+        return Borrow("its tokenizer (no student.init_from)") if cfg.init_from is None else None
 
     @classmethod
     def from_config(cls, cfg: StudentConfig, specs: dict[str, TaskSpec], texts: Iterable[str],

@@ -184,9 +184,9 @@ class WordStudent(MkdModel):
     def borrows(cls, cfg: StudentConfig) -> Borrow | None:
         """An encoder's input embeddings and tokenizer (`teacher`), or word vectors through it (`teacher-static`)."""
         if cfg.embeddings == "teacher":
-            return Borrow("an encoder's input embeddings and tokenizer (student.embeddings: teacher)")
+            return Borrow("its input embeddings and tokenizer (student.embeddings: teacher)")
         if cfg.embeddings == "teacher-static":
-            return Borrow("word vectors from an encoder (student.embeddings: teacher-static)")
+            return Borrow("its word vectors (student.embeddings: teacher-static)")
         return None
 
     def __init__(self, specs: dict[str, TaskSpec], tokens: Tokens, vocab_size: int, embedding_dim: int,
