@@ -171,14 +171,14 @@ class WordStudent(MkdModel):
         if cfg.pooling != "mean":
             raise MkdError(f"student.pooling '{cfg.pooling}' applies to the transformer student only",
                            f"remove it for student.type {cfg.type} (it pools as its architecture says)")
-        width = WIDTHS.get(cfg.embeddings)
-        if cfg.embedding_dim and width and cfg.embedding_dim != width:
-            raise MkdError(f"student.embedding_dim is {cfg.embedding_dim}, but {cfg.embeddings} vectors have "
-                           f"{width} dimensions", "remove student.embedding_dim (the vectors set it)")
         if cfg.embeddings in VECTORS:
             from mkd.assets import asset_path
 
             asset_path(cfg.embeddings, fetch_missing)
+        width = WIDTHS.get(cfg.embeddings)
+        if cfg.embedding_dim and width and cfg.embedding_dim != width:
+            raise MkdError(f"student.embedding_dim is {cfg.embedding_dim}, but {cfg.embeddings} vectors have "
+                           f"{width} dimensions", "remove student.embedding_dim (the vectors set it)")
 
     @classmethod
     def borrows(cls, cfg: StudentConfig) -> Borrow | None:
