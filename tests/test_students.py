@@ -162,7 +162,7 @@ def test_clear_errors_for_a_misspelt_student_or_embedding_source():
         build_student(StudentConfig(embeddings="glove"), SPECS, [], None)
     with pytest.raises(MkdError, match="no teacher folder"):
         build_student(StudentConfig(embeddings="teacher"), SPECS, [], None)
-    with pytest.raises(MkdError, match="needs a tokenizer"):
+    with pytest.raises(MkdError, match="takes its tokenizer"):
         build_student(StudentConfig(type="transformer"), SPECS, [], None)
 
 

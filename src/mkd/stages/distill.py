@@ -18,6 +18,7 @@ from mkd.errors import MkdError
 from mkd.io import atomic_dir, read_json, write_json
 from mkd.models.base import MkdModel
 from mkd.models.loading import load_model
+from mkd.models.students.borrow import Source
 from mkd.stages.common import (
     claim_run,
     copy_logs,
@@ -33,6 +34,7 @@ from mkd.stages.common import (
 )
 from mkd.stages.lineage import replacing
 from mkd.stages.resume import finish_work, prepare_work
+from mkd.stages.student_encoder import borrowed, student_encoder
 from mkd.tasks import TaskData, load_recipe_tasks
 from mkd.train.loop import FitResult, fit
 from mkd.train.losses import Loss, distillation_loss
@@ -89,20 +91,6 @@ def _train_and_save(recipe: Recipe, model: MkdModel, tasks: dict[str, TaskData],
     return result
 
 
-def encoder_teacher(recipe: Recipe, run: Path) -> Path | None:
-    """The mkd teacher folder a student borrows from (its tokenizer, or vectors distilled from its encoder):
-    the run's own teacher, else the first per-task teacher that is an mkd folder; None when there is none."""
-    from mkd.teachers import teacher_ref
-
-    if (run / "teacher").is_dir():
-        return run / "teacher"
-    for task in recipe.tasks:
-        ref, internal = teacher_ref(recipe, task.name)
-        if not internal and ref.kind == "mkd" and ref.path:
-            return Path(str(ref.path)).expanduser()
-    return None
-
-
 def _with_real_dims(recipe: Recipe, model: MkdModel) -> Recipe:
     """The recipe as saved beside a student: its embedding_dim is the one the model has (50 for
     GloVe-50d), not the setting for random vectors."""
@@ -123,7 +111,11 @@ def distill(recipe: Recipe, resume: bool = False, force: bool = False, restart: 
     out = run / recipe.student.folder
     names = [t.name for t in recipe.tasks]
     labels = "".join(_label_fingerprint(run, t) for t in names)
-    digest = hashlib.sha256(labels.encode()).hexdigest()[:16]
+    # what the student borrows from is an input too; the run's teacher is already in the label fingerprints
+    # (so runs that borrow from it keep the fingerprints they had before borrowing had sources)
+    encoder = student_encoder(recipe)
+    lent = encoder.stamp() if encoder is not None and encoder.source is not Source.RUN else ""
+    digest = hashlib.sha256((labels + lent).encode()).hexdigest()[:16]
     fingerprint = recipe.section_hash("tasks", "transfer", "student", "distill") + digest
     if not force and is_fresh(out, fingerprint):
         say(f"distill: unchanged, kept {out}")
@@ -132,9 +124,11 @@ def distill(recipe: Recipe, resume: bool = False, force: bool = False, restart: 
     tasks = load_recipe_tasks(recipe)
     labelled = _read(run, names)
     texts = (text for examples, _ in labelled.values() for ex in examples for text in ex.texts)
-    teacher = encoder_teacher(recipe, run)
+    if encoder is not None:
+        say(f"distill: the {recipe.student.type} student takes {borrowed(recipe).what} "  # type: ignore[union-attr]
+            f"from {encoder.describe()}")
     seed_everything(student_seed(recipe))  # random embeddings and initial weights: the same in every run
-    model = build_student(recipe.student, {t: tasks[t].spec for t in names}, texts, teacher, recipe.fetch_missing)
+    model = build_student(recipe.student, {t: tasks[t].spec for t in names}, texts, encoder, recipe.fetch_missing)
     train = _transfer(model, tasks, labelled)
     counts = model.count_parameters()
     say(f"distill: {recipe.student.type} ({counts['total']:,} parameters, {counts['without_embeddings']:,} "

@@ -15,6 +15,7 @@ from mkd.serving.bench import machine
 from mkd.stages.baselines import baselines_section, baselines_stage, say_verdict
 from mkd.stages.common import finetuned_folder, is_fresh, mark_done, model_folders, run_dir, say
 from mkd.stages.preflight import check_inputs
+from mkd.stages.student_encoder import student_encoder
 from mkd.stages.teacher_scores import evaluate_teachers, needs_run_teacher, own_teachers, teacher_entry
 
 
@@ -182,7 +183,9 @@ def run_all(recipe: Recipe, force: bool = False, resume: bool = False, restart: 
     steps: list[tuple[str, Any]] = ([("teach", lambda: teach(recipe, force=force, **again))]
                                     if needs_run_teacher(recipe) else [])
     if not steps:
-        say("teach: skipped, every task has its own teacher (transfer.teachers)")
+        encoder = student_encoder(recipe)
+        lends = f"; the student borrows from {encoder.describe()}" if encoder else ""
+        say(f"teach: skipped, every task has its own teacher (transfer.teachers){lends}")
     steps += [("augment", lambda: augment(recipe, force=force)),
               ("label", lambda: label(recipe, force=force)),
               ("distill", lambda: distill(recipe, force=force, **again))]

@@ -14,10 +14,12 @@ from mkd.stages.baselines import check_baselines
 
 
 def check_inputs(recipe: Recipe) -> None:
-    """Task files (columns, labels), unlabelled files, the teacher, per-task teachers, vectors."""
+    """Task files (columns, labels), unlabelled files, the teacher, per-task teachers, the student (its
+    settings, vectors, and the encoder it borrows from)."""
     from mkd.data.transfer import read_unlabelled
     from mkd.models.pretrained import resolve
     from mkd.stages.augment import augment_config
+    from mkd.stages.student_encoder import trains_teacher
     from mkd.tasks import load_recipe_tasks
 
     tasks = load_recipe_tasks(recipe)
@@ -25,10 +27,11 @@ def check_inputs(recipe: Recipe) -> None:
         for path, columns in cfg.unlabelled_files():
             for _ in read_unlabelled(tasks[cfg.name].spec, path, columns):
                 pass
-    resolve(recipe.teacher.model, recipe.fetch_missing)
     _check_teachers(recipe, tasks)
     _check_student(recipe)
     check_baselines(recipe)
+    if trains_teacher(recipe):
+        resolve(recipe.teacher.model, recipe.fetch_missing)
     if any(_augments(augment_config(recipe, t)) for t in recipe.tasks):
         from mkd.assets import asset_path
 
@@ -57,18 +60,10 @@ def _check_teachers(recipe: Recipe, tasks: dict) -> None:
 
 
 def _check_student(recipe: Recipe) -> None:
-    from mkd.assets import asset_path
-    from mkd.models.pretrained import resolve
-    from mkd.models.students import student_names
-    from mkd.models.students.embeddings import VECTORS, check_source
+    """The student's kind checks its own settings and assets (models/students); the encoder it borrows from
+    is found and opened (stages/student_encoder.py)."""
+    from mkd.models.students import check_student
+    from mkd.stages.student_encoder import check_encoder
 
-    cfg = recipe.student
-    names = student_names()
-    if cfg.type not in names:
-        raise MkdError(f"unknown student.type '{cfg.type}'", did_you_mean(cfg.type, names))
-    if cfg.type != "transformer":
-        check_source(cfg.embeddings)
-        if cfg.embeddings in VECTORS:
-            asset_path(cfg.embeddings, recipe.fetch_missing)
-    if cfg.init_from:
-        resolve(cfg.init_from, recipe.fetch_missing)
+    check_student(recipe.student, recipe.fetch_missing)
+    check_encoder(recipe)

@@ -18,18 +18,18 @@ from mkd.errors import MkdError
 from mkd.io import read_json, write_json
 from mkd.tasks.catalog import resolve_spec
 from mkd.tasks.metrics import macro, score
-from mkd.teachers import all_external, task_teachers
+from mkd.teachers import task_teachers
 from mkd.teachers.base import Teacher, digest
 
 SPLITS = ("dev", "test")
 
 
 def needs_run_teacher(recipe: Recipe) -> bool:
-    """Whether `mkd teach` must run: some task has no teacher of its own, or the student takes the run's
-    teacher's embeddings or tokenizer."""
-    student = recipe.student
-    borrows = student.embeddings == "teacher" or (student.type == "transformer" and student.init_from is None)
-    return borrows or not all_external(recipe)
+    """Whether `mkd teach` must run: some task has no teacher of its own, or the student borrows from the
+    run's teacher (the student's kind says what it borrows and from where: stages/student_encoder.py)."""
+    from mkd.stages.student_encoder import trains_teacher
+
+    return trains_teacher(recipe)
 
 
 def external_tasks(recipe: Recipe) -> list[str]:

@@ -1,9 +1,10 @@
 """The student's first layer: an embedding matrix for its vocabulary, from pretrained vectors or random.
 
 Sources: `glove-6b-50d` and `spacy-en-md` (300-d) look each vocabulary word up; `teacher` takes the
-teacher's own WordPiece input embeddings (the student then uses the teacher's tokenizer); `random`
-draws every row; `teacher-static` computes each word's vector with the refined teacher encoder
-(teacher_vectors.py, the static student's vectors). Words without a vector get small random
+encoder's own WordPiece input embeddings (the student then uses its tokenizer); `random` draws every
+row; `teacher-static` computes each word's vector with an encoder (teacher_vectors.py, the static
+student's vectors). Which encoder: borrow.py (the run's refined teacher, another mkd teacher, or the
+base encoder `teacher.model`). Words without a vector get small random
 vectors; the <pad> row is zero. Coverage is reported because a low one (a tokenization mismatch)
 silently wastes the pretrained vectors.
 """
@@ -12,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from mkd.errors import MkdError, did_you_mean
+from mkd.models.students.borrow import EncoderSource
 from mkd.registry import Registry
 
 MISSING_STD = 0.1
@@ -27,6 +28,8 @@ MISSING_STD = 0.1
 Lookup = Callable[[Sequence[str], bool], tuple[np.ndarray, np.ndarray]]
 VECTORS: Registry[Lookup] = Registry("word-vector source")
 SOURCES = ("teacher", "teacher-static", "random")  # besides the VECTORS entries
+WIDTHS = {"glove-6b-50d": 50, "spacy-en-md": 300}
+"""The width of each VECTORS source, so a conflicting student.embedding_dim is refused before any work."""
 
 
 @dataclass
@@ -105,24 +108,26 @@ def word_matrix(source: str, words: Sequence[str], dim: int, fetch_missing: bool
     return matrix, info
 
 
-def teacher_matrix(teacher_folder: Path) -> tuple[torch.Tensor, Any, EmbeddingInfo]:
-    """The teacher's input word embeddings and its tokenizer, read from its folder (safetensors only)."""
+def teacher_matrix(source: EncoderSource) -> tuple[torch.Tensor, Any, EmbeddingInfo]:
+    """An encoder's input word embeddings and its tokenizer: read from its safetensors when it has a folder
+    (nothing else loaded), else from the loaded encoder."""
     from safetensors import safe_open
-    from transformers import AutoTokenizer
 
-    path = Path(teacher_folder) / "model.safetensors"
-    if not path.is_file():
-        raise MkdError(f"no teacher weights at {path} for student.embeddings: teacher",
-                       "run mkd teach first, or choose glove-6b-50d, spacy-en-md or random embeddings")
-    with safe_open(str(path), framework="pt") as f:
-        keys = sorted((k for k in f.keys() if k.endswith("word_embeddings.weight")), key=len)  # noqa: SIM118
-        if not keys:
-            raise MkdError(f"{path} has no word_embeddings.weight", "use another student.embeddings source")
-        matrix = f.get_tensor(keys[0]).float().clone()
-    tokenizer = AutoTokenizer.from_pretrained(teacher_folder, use_fast=True, trust_remote_code=False)
+    folder = source.folder
+    path = folder / "model.safetensors" if folder is not None else None
+    if path is not None and path.is_file():
+        with safe_open(str(path), framework="pt") as f:
+            keys = sorted((k for k in f.keys() if k.endswith("word_embeddings.weight")), key=len)  # noqa: SIM118
+            if not keys:
+                raise MkdError(f"{path} has no word_embeddings.weight", "use another student.embeddings source")
+            matrix = f.get_tensor(keys[0]).float().clone()
+        tokenizer = source.tokenizer()
+    else:
+        encoder, tokenizer = source.load()
+        matrix = encoder.get_input_embeddings().weight.detach().float().clone()
     if len(tokenizer) > matrix.shape[0]:
-        raise MkdError(f"the teacher's tokenizer ({len(tokenizer)} tokens) does not fit its embeddings "
-                       f"({matrix.shape[0]} rows)", "retrain or restore the teacher folder")
+        raise MkdError(f"the tokenizer of {source.describe()} ({len(tokenizer)} tokens) does not fit its embeddings "
+                       f"({matrix.shape[0]} rows)", "retrain or restore that folder")
     if tokenizer.pad_token_id is not None:
         matrix[tokenizer.pad_token_id] = 0.0
     return matrix, tokenizer, EmbeddingInfo("teacher", matrix.shape[1], len(tokenizer), len(tokenizer))

@@ -1,11 +1,12 @@
 """The static student: a token table distilled from the teacher, pooled, and one small head per task.
 
 No recurrence, no attention: a sentence is the (mean, or learned-weight) average of its token
-vectors, so it serves at tokenizer speed. The table starts from the run's refined teacher
-(teacher_vectors.py: each vocabulary token through the encoder, PCA, SIF weights from the transfer
-set's token counts, model2vec-style) and is trained, with the heads, by the same multi-task
-distillation as every student. It uses the teacher's own fast tokenizer (subword ids, no special
-tokens), so no token is out of vocabulary. Pairs are [u, v, |u-v|, u*v].
+vectors, so it serves at tokenizer speed. The table starts from an encoder (borrow.py: the run's
+refined teacher, another refined mkd teacher, else the base encoder `teacher.model`; teacher_vectors.py:
+each vocabulary token through the encoder, PCA, SIF weights from the transfer set's token counts,
+model2vec-style) and is trained, with the heads, by the same multi-task distillation as every student.
+It uses the encoder's own fast tokenizer (subword ids, no special tokens), so no token is out of
+vocabulary. Pairs are [u, v, |u-v|, u*v].
 
 Config: embedding_dim = the PCA width; pooling = mean | weighted (a learned weight per token,
 softplus, starting at 1); head = mlp (hidden_size wide, one hidden layer) | linear;
@@ -32,11 +33,13 @@ from mkd.data.batch import EncodedSplit
 from mkd.data.encode import AUG_MASK
 from mkd.errors import MkdError
 from mkd.models.base import ARCHS, MkdModel
-from mkd.models.students.teacher_vectors import load_teacher_encoder, sif_weights, teacher_vectors
+from mkd.models.students.borrow import Borrow, EncoderSource
+from mkd.models.students.teacher_vectors import sif_weights, teacher_vectors
 from mkd.models.students.wordlevel import MLPHeads, SubwordTokens
 from mkd.tasks.task import Example, TaskSpec
 
 POOLINGS = ("mean", "weighted")
+EMBEDDINGS = ("teacher-static", "random")
 DEFAULT_DIM = 256  # PCA width when student.embedding_dim is not set (the demo's measured best)
 HEADS = ("mlp", "linear")
 _ONE = float(np.log(np.expm1(1.0)))  # softplus(_ONE) == 1: every token starts with weight 1
@@ -46,6 +49,25 @@ _PRIME = 1_000_003  # bigram hash: (a * _PRIME + b) mod buckets; ids < 2**31 kee
 @ARCHS.register("static")
 class StaticStudent(MkdModel):
     arch = "static"
+    ACCEPTS = frozenset({"embeddings", "embedding_dim", "freeze_embeddings", "pooling", "head", "bigram_buckets"})
+    """The student.* settings of this kind besides the common ones (students/__init__.py)."""
+    EXCLUSIVE = frozenset({"head", "bigram_buckets"})
+    """Its settings that another kind refuses (it would train without them)."""
+
+    @classmethod
+    def check(cls, cfg: StudentConfig, fetch_missing: bool = False) -> None:
+        """Its settings, before any work."""
+        if cfg.embeddings not in EMBEDDINGS:
+            raise MkdError(f"student.embeddings '{cfg.embeddings}' does not apply to the static student",
+                           "use teacher-static (its vectors come from an encoder) or random")
+        if cfg.pooling not in POOLINGS:
+            raise MkdError(f"student.pooling '{cfg.pooling}' does not apply to the static student",
+                           f"use one of: {', '.join(POOLINGS)}")
+
+    @classmethod
+    def borrows(cls, cfg: StudentConfig) -> Borrow:
+        """Always an encoder's tokenizer; its token vectors too unless they are random."""
+        return Borrow("its token vectors" if cfg.embeddings == "teacher-static" else "its tokenizer")
 
     def __init__(self, specs: dict[str, TaskSpec], tokens: SubwordTokens, vocab_size: int, embedding_dim: int,
                  hidden_size: int = 300, pooling: str = "mean", head: str = "mlp", dropout: float = 0.1,
@@ -143,32 +165,28 @@ class StaticStudent(MkdModel):
 
     @classmethod
     def from_config(cls, cfg: StudentConfig, specs: dict[str, TaskSpec], texts: Iterable[str],
-                    teacher_folder: Path | None, fetch_missing: bool = False) -> StaticStudent:
-        """Vectors of the teacher's whole vocabulary, SIF-weighted by the token counts of `texts`
+                    encoder: EncoderSource | None, fetch_missing: bool = False) -> StaticStudent:
+        """Vectors of the encoder's whole vocabulary, SIF-weighted by the token counts of `texts`
         (the transfer set). embeddings: teacher-static (the default for this student) or random."""
-        if teacher_folder is None:
-            raise MkdError("the static student distils its vectors from the teacher, and there is no teacher folder",
-                           "run mkd teach first")
-        if cfg.embeddings not in ("teacher-static", "random"):
-            raise MkdError(f"student.embeddings '{cfg.embeddings}' does not apply to the static student",
-                           "use teacher-static (its vectors come from the teacher) or random")
-        encoder, tokenizer = load_teacher_encoder(teacher_folder)
+        assert encoder is not None  # build_student checks it
+        net, tokenizer = encoder.load()
         tokens = SubwordTokens(tokenizer)
         n = len(tokens)
         counts = np.zeros(n, dtype=np.float64)
         for ids in _chunks(tokens, texts, cfg.max_length):
             for i, c in Counter(ids).items():
                 counts[i] += c
-        dim = min(cfg.embedding_dim or DEFAULT_DIM, encoder.config.hidden_size)  # type: ignore[union-attr]
+        dim = min(cfg.embedding_dim or DEFAULT_DIM, net.config.hidden_size)  # type: ignore[union-attr]
         if cfg.embeddings == "random":
             matrix = torch.randn(n, dim) * 0.1
             source = "random"
         else:
-            vectors = teacher_vectors(teacher_folder, [[i] for i in range(n)], dim, (encoder, tokenizer))
+            vectors = teacher_vectors(encoder, [[i] for i in range(n)], dim, (net, tokenizer))
             matrix = torch.from_numpy(vectors * sif_weights(counts)[:, None])
             source = "teacher-static"
         matrix[tokens.pad_id] = 0.0
-        info = {"source": source, "dim": dim, "words": n, "found": int((counts > 0).sum()), "coverage": 1.0}
+        info = {"source": source, "encoder": encoder.source.value, "dim": dim, "words": n,
+                "found": int((counts > 0).sum()), "coverage": 1.0}
         model = cls(specs, tokens, n, dim, cfg.hidden_size, cfg.pooling, cfg.head, cfg.dropout, cfg.max_length,
                     cfg.freeze_embeddings, info, cfg.bigram_buckets)
         with torch.no_grad():

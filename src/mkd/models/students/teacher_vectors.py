@@ -1,4 +1,5 @@
-"""Static vectors distilled from the run's refined teacher encoder (model2vec-style).
+"""Static vectors distilled from an encoder (model2vec-style): the run's refined teacher, another refined
+mkd teacher, or the base encoder (borrow.py says which).
 
 Each input (a vocabulary token for the static student, a word for the LSTM students' word table)
 goes through the teacher's encoder as `[CLS] pieces [SEP]`; its output is mean-pooled over those
@@ -12,8 +13,8 @@ longer the teacher's), its SIF weights assume a frequency-sorted vocabulary (Wor
 the static student is core mkd, which must not depend on the library (its `distill` extra pins
 transformers < 5.4). The steps are few: they are here, on the same encoder the teacher saved.
 
-The result is cached under the run's scratch folder (`.work/teacher-vectors/`), keyed by the
-teacher's weights, the inputs and the settings, so students of one run share it.
+The result is cached under a run's scratch folder (`.work/teacher-vectors/`), keyed by the encoder's
+weights, the inputs and the settings, so students of one run share it.
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from mkd.errors import MkdError
 from mkd.io import atomic_path
+from mkd.models.students.borrow import EncoderSource
 
 SIF_A = 1e-3
 """SIF's a: tokens much more frequent than a are damped ("the", "."), rare ones keep their vector."""
@@ -35,28 +35,10 @@ BATCH = 256
 MAX_PIECES = 16  # a word longer than this in subword pieces is cut (its vector: the first pieces)
 
 
-def _cache_key(teacher_folder: Path, inputs: Sequence[Sequence[int]], dim: int) -> str:
-    weights = Path(teacher_folder) / "model.safetensors"
-    stat = weights.stat()
-    h = hashlib.sha256(f"v1|{weights.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{dim}|".encode())
+def _cache_key(source: EncoderSource, inputs: Sequence[Sequence[int]], dim: int) -> str:
+    h = hashlib.sha256(f"v2|{source.stamp()}|{dim}|".encode())
     h.update(json.dumps([list(x) for x in inputs]).encode())
     return h.hexdigest()[:24]
-
-
-def load_teacher_encoder(teacher_folder: Path) -> tuple[torch.nn.Module, object]:
-    """(encoder, fast tokenizer) of an mkd teacher folder (or any folder whose model has `.encoder`)."""
-    from mkd.models.base import rebuild
-    from mkd.models.teacher import TeacherModel  # noqa: F401  (registers "teacher")
-
-    if not (Path(teacher_folder) / "model.safetensors").is_file():
-        raise MkdError(f"no teacher weights in {teacher_folder} for teacher-distilled vectors",
-                       "run mkd teach first, or choose glove-6b-50d, spacy-en-md or random embeddings")
-    model = rebuild(teacher_folder)
-    encoder, tokenizer = getattr(model, "encoder", None), getattr(model, "tokenizer", None)
-    if encoder is None or tokenizer is None:
-        raise MkdError(f"{teacher_folder} holds a {model.arch}, not a transformer teacher",
-                       "point the run at a teacher folder written by mkd teach")
-    return encoder, tokenizer
 
 
 @torch.inference_mode()
@@ -111,39 +93,38 @@ def sif_weights(counts: np.ndarray) -> np.ndarray:
     return (SIF_A / (SIF_A + counts / total)).astype(np.float32)
 
 
-def teacher_vectors(teacher_folder: Path, inputs: Sequence[Sequence[int]], dim: int,
+def teacher_vectors(source: EncoderSource, inputs: Sequence[Sequence[int]], dim: int,
                     encoder_and_tokenizer: tuple[torch.nn.Module, object] | None = None) -> np.ndarray:
-    """PCA'd teacher vectors of `inputs` (lists of the teacher tokenizer's ids, no special tokens),
-    cached in the run's scratch folder (the folder above the teacher's)."""
-    cache = Path(teacher_folder).resolve().parent / ".work" / "teacher-vectors" / \
-        f"{_cache_key(teacher_folder, inputs, dim)}.npy"
+    """PCA'd encoder vectors of `inputs` (lists of the encoder tokenizer's ids, no special tokens), cached
+    (EncoderSource.cache_dir)."""
+    cache = source.cache_dir() / f"{_cache_key(source, inputs, dim)}.npy"
     if cache.is_file():
         try:
             return np.load(cache, allow_pickle=False)
         except (OSError, ValueError):
             pass  # a damaged cache is recomputed
-    encoder, tokenizer = encoder_and_tokenizer or load_teacher_encoder(teacher_folder)
+    encoder, tokenizer = encoder_and_tokenizer or source.load()
     vectors = pca(encode_pieces(encoder, tokenizer, inputs), dim)
     with atomic_path(cache) as tmp, open(tmp, "wb") as f:
         np.save(f, vectors, allow_pickle=False)
     return vectors
 
 
-def teacher_word_matrix(teacher_folder: Path, words: Sequence[str], dim: int | None, skip: int = 2
+def teacher_word_matrix(source: EncoderSource, words: Sequence[str], dim: int | None, skip: int = 2
                         ) -> tuple[torch.Tensor, dict[str, object]]:
-    """(len(words), dim) table of a word vocabulary: each word through the teacher as its subword
+    """(len(words), dim) table of a word vocabulary: each word through the encoder as its subword
     pieces. The first `skip` words (<pad>, <unk>) are not words: <pad> is zero, <unk> the vector of
-    the teacher's own unknown token. Every word gets a vector (coverage 1)."""
-    encoder, tokenizer = load_teacher_encoder(teacher_folder)
+    the encoder's own unknown token. Every word gets a vector (coverage 1)."""
+    encoder, tokenizer = source.load()
     unk = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else 0  # type: ignore[attr-defined]
     pieces = tokenizer(list(words[skip:]), add_special_tokens=False,  # type: ignore[operator]
                        return_attention_mask=False)["input_ids"]
     inputs = [[unk], *[p or [unk] for p in pieces]]
     dim = min(dim or encoder.config.hidden_size, encoder.config.hidden_size)  # type: ignore[union-attr]
-    vectors = teacher_vectors(teacher_folder, inputs, dim, (encoder, tokenizer))
+    vectors = teacher_vectors(source, inputs, dim, (encoder, tokenizer))
     matrix = torch.zeros(len(words), dim)
     matrix[skip - 1:] = torch.from_numpy(vectors)
     matrix[0] = 0.0
-    info = {"source": "teacher-static", "dim": dim, "words": len(words) - skip, "found": len(words) - skip,
-            "coverage": 1.0}
+    info = {"source": "teacher-static", "encoder": source.source.value, "dim": dim, "words": len(words) - skip,
+            "found": len(words) - skip, "coverage": 1.0}
     return matrix, info

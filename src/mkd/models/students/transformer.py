@@ -11,46 +11,67 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from mkd.config import StudentConfig
 from mkd.errors import MkdError
 from mkd.models.base import ARCHS
-from mkd.models.teacher import TeacherModel
+from mkd.models.students.borrow import Borrow, EncoderSource
+from mkd.models.teacher import POOLINGS, TeacherModel
 from mkd.tasks.task import TaskSpec
 
 
 @ARCHS.register("transformer")
 class TransformerStudent(TeacherModel):
     arch = "transformer"
+    ACCEPTS = frozenset({"num_layers", "num_heads", "pooling", "init_from", "init_layers"})
+    """The student.* settings of this kind besides the common ones (students/__init__.py)."""
+    EXCLUSIVE = frozenset({"init_from", "init_layers"})
+    """Its settings that another kind refuses (it would train without them)."""
+
+    @classmethod
+    def check(cls, cfg: StudentConfig, fetch_missing: bool = False) -> None:
+        """Its settings, and the pretrained encoder it starts from, before any work."""
+        if cfg.pooling not in POOLINGS:
+            raise MkdError(f"student.pooling '{cfg.pooling}' does not apply to the transformer student",
+                           f"use one of: {', '.join(POOLINGS)}")
+        if cfg.init_from is None and cfg.hidden_size % cfg.num_heads:
+            raise MkdError(f"student.hidden_size {cfg.hidden_size} is not a multiple of student.num_heads "
+                           f"{cfg.num_heads}", "choose sizes that divide, e.g. hidden_size 312 with 4 heads")
+        if cfg.init_from is None and cfg.init_layers is not None:
+            raise MkdError("student.init_layers keeps the first layers of student.init_from, which is not set",
+                           "set student.init_from (e.g. minilm-l6), or remove student.init_layers")
+        if cfg.init_from is not None:
+            from mkd.models.pretrained import resolve
+
+            resolve(cfg.init_from, fetch_missing)
+
+    @classmethod
+    def borrows(cls, cfg: StudentConfig) -> Borrow | None:
+        """A tokenizer, when it is made from the recipe's sizes (no init_from)."""
+        return Borrow("its tokenizer (no student.init_from)") if cfg.init_from is None else None
 
     @classmethod
     def from_config(cls, cfg: StudentConfig, specs: dict[str, TaskSpec], texts: Iterable[str],
-                    teacher_folder: Path | None, fetch_missing: bool = False) -> TransformerStudent:
+                    encoder: EncoderSource | None, fetch_missing: bool = False) -> TransformerStudent:
         """`texts` is unused: the vocabulary is the tokenizer's."""
         if cfg.init_from is None:
-            encoder, tokenizer = sized_encoder(cfg, teacher_folder)
+            assert encoder is not None  # build_student checks it
+            net, tokenizer = sized_encoder(cfg, encoder)
         else:
             from mkd.models.pretrained import load_encoder
 
-            encoder, tokenizer = load_encoder(cfg.init_from, fetch_missing=fetch_missing)
+            net, tokenizer = load_encoder(cfg.init_from, fetch_missing=fetch_missing)
             if cfg.init_layers is not None:
-                encoder = first_layers(encoder, cfg.init_layers, cfg.init_from)
-        return cls(encoder, tokenizer, specs, cfg.max_length, cfg.dropout, cfg.pooling)
+                net = first_layers(net, cfg.init_layers, cfg.init_from)
+        return cls(net, tokenizer, specs, cfg.max_length, cfg.dropout, cfg.pooling)
 
 
-def sized_encoder(cfg: StudentConfig, teacher_folder: Path | None) -> tuple[Any, Any]:
-    """A randomly initialised BERT of the recipe's size, over the teacher's tokenizer."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
+def sized_encoder(cfg: StudentConfig, source: EncoderSource) -> tuple[Any, Any]:
+    """A randomly initialised BERT of the recipe's size, over the source encoder's tokenizer."""
+    from transformers import BertConfig, BertModel
 
-    if teacher_folder is None:
-        raise MkdError("the transformer student needs a tokenizer: no student.init_from and no teacher folder",
-                       "set student.init_from (e.g. minilm-l6), or run mkd teach first")
-    if cfg.hidden_size % cfg.num_heads:
-        raise MkdError(f"student.hidden_size {cfg.hidden_size} is not a multiple of student.num_heads "
-                       f"{cfg.num_heads}", "choose sizes that divide, e.g. hidden_size 312 with 4 heads")
-    tokenizer = AutoTokenizer.from_pretrained(teacher_folder, use_fast=True, trust_remote_code=False)
+    tokenizer = source.tokenizer()
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
                         num_attention_heads=cfg.num_heads, intermediate_size=4 * cfg.hidden_size,
                         max_position_embeddings=max(cfg.max_length, 8), hidden_dropout_prob=cfg.dropout,

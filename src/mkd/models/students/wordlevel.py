@@ -21,7 +21,8 @@ from mkd.data.encode import AUG_MASK
 from mkd.errors import MkdError
 from mkd.models.base import MkdModel
 from mkd.models.dropout import Dropout, dropout
-from mkd.models.students.embeddings import check_source, teacher_matrix, word_matrix
+from mkd.models.students.borrow import Borrow, EncoderSource
+from mkd.models.students.embeddings import VECTORS, WIDTHS, check_source, teacher_matrix, word_matrix
 from mkd.models.students.vocab import WordVocab
 from mkd.tasks.task import Example, TaskSpec
 
@@ -158,6 +159,35 @@ class WordStudent(MkdModel):
 
     SETTINGS: ClassVar[tuple[str, ...]] = ("vocab_size", "embedding_dim", "hidden_size", "num_layers", "dropout",
                                            "max_length", "freeze_embeddings")
+    ACCEPTS = frozenset({"embeddings", "embedding_dim", "freeze_embeddings", "pooling", "num_layers", "min_count"})
+    """The student.* settings of these kinds besides the common ones (students/__init__.py)."""
+    EXCLUSIVE = frozenset()
+    """Its settings that another kind refuses (it would train without them)."""
+
+    @classmethod
+    def check(cls, cfg: StudentConfig, fetch_missing: bool = False) -> None:
+        """Its settings, and the word-vector asset it reads, before any work."""
+        check_source(cfg.embeddings)
+        if cfg.pooling != "mean":
+            raise MkdError(f"student.pooling '{cfg.pooling}' applies to the transformer student only",
+                           f"remove it for student.type {cfg.type} (it pools as its architecture says)")
+        if cfg.embeddings in VECTORS:
+            from mkd.assets import asset_path
+
+            asset_path(cfg.embeddings, fetch_missing)
+        width = WIDTHS.get(cfg.embeddings)
+        if cfg.embedding_dim and width and cfg.embedding_dim != width:
+            raise MkdError(f"student.embedding_dim is {cfg.embedding_dim}, but {cfg.embeddings} vectors have "
+                           f"{width} dimensions", "remove student.embedding_dim (the vectors set it)")
+
+    @classmethod
+    def borrows(cls, cfg: StudentConfig) -> Borrow | None:
+        """An encoder's input embeddings and tokenizer (`teacher`), or word vectors through it (`teacher-static`)."""
+        if cfg.embeddings == "teacher":
+            return Borrow("its input embeddings and tokenizer (student.embeddings: teacher)")
+        if cfg.embeddings == "teacher-static":
+            return Borrow("its word vectors (student.embeddings: teacher-static)")
+        return None
 
     def __init__(self, specs: dict[str, TaskSpec], tokens: Tokens, vocab_size: int, embedding_dim: int,
                  hidden_size: int = 300, num_layers: int = 1, dropout: float = 0.1, max_length: int = 128,
@@ -216,34 +246,26 @@ class WordStudent(MkdModel):
 
     @classmethod
     def from_config(cls, cfg: StudentConfig, specs: dict[str, TaskSpec], texts: Iterable[str],
-                    teacher_folder: Path | None, fetch_missing: bool = False) -> WordStudent:
-        """A fresh student: vocabulary from `texts` (or the teacher's tokenizer) and its embeddings."""
-        check_source(cfg.embeddings)
-        if cfg.pooling != "mean":
-            raise MkdError(f"student.pooling '{cfg.pooling}' applies to the transformer student only",
-                           f"remove it for student.type {cfg.type} (it pools as its architecture says)")
+                    encoder: EncoderSource | None, fetch_missing: bool = False) -> WordStudent:
+        """A fresh student: vocabulary from `texts` (or the encoder's tokenizer) and its embeddings."""
         tokens: Tokens
         if cfg.embeddings == "teacher":
-            if teacher_folder is None:
-                raise MkdError("student.embeddings is 'teacher' but there is no teacher folder",
-                               "run mkd teach first, or choose glove-6b-50d, spacy-en-md or random")
-            matrix, tokenizer, info = teacher_matrix(teacher_folder)
+            assert encoder is not None  # build_student checks it
+            matrix, tokenizer, info = teacher_matrix(encoder)
             tokens = SubwordTokens(tokenizer)
-            described = info.as_dict()
+            described = {**info.as_dict(), "encoder": encoder.source.value}
         elif cfg.embeddings == "teacher-static":
             from mkd.models.students.teacher_vectors import teacher_word_matrix
 
-            if teacher_folder is None:
-                raise MkdError("student.embeddings is 'teacher-static' but there is no teacher folder",
-                               "run mkd teach first, or choose glove-6b-50d, spacy-en-md or random")
+            assert encoder is not None
             tokens = WordVocab.build(texts, cfg.min_count)
-            matrix, described = teacher_word_matrix(teacher_folder, tokens.words, cfg.embedding_dim)
+            matrix, described = teacher_word_matrix(encoder, tokens.words, cfg.embedding_dim)
         else:
             tokens = WordVocab.build(texts, cfg.min_count)
             matrix, info = word_matrix(cfg.embeddings, tokens.words, cfg.embedding_dim or 300, fetch_missing)
             described = info.as_dict()
         if cfg.embedding_dim and cfg.embedding_dim != matrix.shape[1] and cfg.embeddings != "teacher-static":
-            # teacher-static: embedding_dim is a PCA width, capped at the teacher's own width
+            # teacher-static: embedding_dim is a PCA width, capped at the encoder's own width
             raise MkdError(f"student.embedding_dim is {cfg.embedding_dim}, but {cfg.embeddings} vectors have "
                            f"{matrix.shape[1]} dimensions", "remove student.embedding_dim (the vectors set it)")
         model = cls(specs, tokens, matrix.shape[0], matrix.shape[1], cfg.hidden_size, cfg.num_layers, cfg.dropout,
