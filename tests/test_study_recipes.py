@@ -10,7 +10,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+import yaml
+
 from mkd.config import load_recipe
+from mkd.config.presets import DEFAULT_PRESET
 
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks/study"))
@@ -23,7 +26,9 @@ def test_the_recipes_name_only_tasks_and_carve_by_group():
     assert {p.stem for p in RECIPES} >= {"trec", "sms_spam", "health_tweets"}
     for path in RECIPES:
         recipe = load_recipe(path)
-        assert recipe.model_fields_set <= {"name", "fetch_missing", "tasks"}, path.name  # no student or teacher
+        written = set(yaml.safe_load(path.read_text(encoding="utf-8")))
+        assert written <= {"name", "fetch_missing", "tasks"}, path.name  # no student or teacher
+        assert recipe.student.preset == DEFAULT_PRESET  # so the run trains the default student
         names = [t.name for t in recipe.tasks]
         assert names[:2] == ["rt_polarity", "snli"] and len(names) == 3
         mine = recipe.tasks[2]
