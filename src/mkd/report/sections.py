@@ -36,18 +36,27 @@ def teacher_over(teacher: dict[str, Any] | None, tasks: list[str], split: str = 
     return sum(scores) / len(scores) if scores and all(v is not None for v in scores) else None  # type: ignore[misc]
 
 
+def scored_tasks(m: dict[str, Any]) -> list[str]:
+    """The tasks a model's macro is over: those it was scored on (a model fine-tuned on one task keeps
+    every head of its student, but is scored on its own task only)."""
+    found = ((m.get("test") or m.get("dev") or {}).get("tasks") or {})
+    return sorted(found) or list(m["tasks"])
+
+
 def share_of_teacher(m: dict[str, Any], teacher: dict[str, Any] | None) -> float | None:
     """A model's test macro as a percentage of the teacher's macro over the model's own tasks."""
-    theirs = teacher_over(teacher, m["tasks"])
+    theirs = teacher_over(teacher, scored_tasks(m))
     return 100 * m["macro"] / theirs if theirs and m.get("macro") is not None else None
 
 
 def _of_whom(m: dict[str, Any], teacher: dict[str, Any]) -> str:
     """"the teacher's macro", or the teacher's score on the model's tasks when they are fewer."""
-    if set(m["tasks"]) == set(teacher.get("tasks") or m["tasks"]):
+    tasks = scored_tasks(m)
+    if set(tasks) == set(teacher.get("tasks") or tasks):
         return "the teacher's macro"
-    return f"the teacher's {' + '.join(m['tasks'])}" if len(m["tasks"]) <= 3 else \
-        f"the teacher's macro over its {len(m['tasks'])} tasks"
+    if len(tasks) <= 3:
+        return f"the teacher's {' + '.join(tasks)}"
+    return f"the teacher's macro over its {len(tasks)} tasks"
 
 
 def headline(summary: dict[str, Any]) -> list[str]:
