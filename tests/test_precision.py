@@ -305,5 +305,5 @@ def test_report_shows_the_precision_of_each_model(tmp_path):
     write_json(tmp_path / "summary.json", {"recipe": "r", "machine": {}, "batch_size_for_speed": 32, "models": {
         "teacher": {**model, "precision": "bf16"}, "student": {**model, "precision": "fp32"}}})
     html = write_report(tmp_path).read_text()
-    line = "Precision (training and scoring): teacher bf16; student fp32"
+    line = "Training precision (every score at fp32, as mkd predict serves): teacher bf16; student fp32"
     assert line in (tmp_path / "report.md").read_text() and line in html
