@@ -65,6 +65,27 @@ def test_identical_models_are_measured_once_and_every_path_has_a_spread(three, m
     assert mean_speed({"sent": out["a"]}, 4, "best") == max(mean_speed({"sent": out["a"]}, 4, p) for p in PATHS)
     best = best_serving({"sent": out}, "b", 4)
     assert best["best_path"] == out["b"]["best_path"] and set(best["path_examples_per_s"]) == set(PATHS)
+    for name in three:  # every path checked on the same texts against PyTorch fp32
+        checks = out[name]["checks"]
+        assert set(checks) == set(PATHS) and checks["torch_fp32"]["agreement"] == 1.0
+        assert all(c["examples"] == 8 and 0 <= c["score"] <= 100 and "passed" in c for c in checks.values())
+
+
+def test_a_path_under_its_gate_never_counts_as_the_speed(monkeypatch):
+    """The fastest path agrees with PyTorch fp32 on too few texts on one task: the next fastest counts,
+    and the summary says why the other did not."""
+    def figures(int8_agreement: float) -> dict:
+        speeds = {"torch_fp32": 100.0, "torch_precision": 120.0, "onnx_fp32": 150.0, "onnx_int8": 400.0}
+        checks = {p: {"passed": True, "agreement": 1.0, "score": 80.0} for p in PATHS}
+        checks["onnx_int8"] = {"passed": int8_agreement >= 0.99, "agreement": int8_agreement, "score": 70.0}
+        return {"m": {"paths": {p: {"batch_4": {"examples_per_s": v}} for p, v in speeds.items()},
+                      "checks": checks}}
+
+    best = best_serving({"sent": figures(0.995), "nli": figures(0.97)}, "m", 4)
+    assert best["best_path"] == "onnx_fp32" and best["best_examples_per_s"] == 150.0
+    assert "onnx_int8" not in best["path_examples_per_s"] and best["path_scores"]["onnx_fp32"] == 80.0
+    assert best["refused_paths"] == {"onnx_int8": "agrees with PyTorch fp32 on 97.0% of nli's bench texts (< 99%)"}
+    assert best_serving({"sent": figures(0.995)}, "m", 4)["best_path"] == "onnx_int8"
 
 
 def test_unchanged_models_are_not_measured_again_and_changed_ones_are(three, monkeypatch, tmp_path):

@@ -140,11 +140,8 @@ def test_predict_texts_pairs_and_files(models, tmp_path, monkeypatch, capsys):
     code, out, _ = run_cli(monkeypatch, capsys, "predict", "--model", folder, "--task", "sent", "--json", *texts)
     assert code == 0
     rows = _json_rows(out)
-    from mkd.precision import folder_setting, resolve
-
-    at = resolve(folder_setting(folder), "cpu")  # mkd predict serves at the folder's precision
-    logits = predict(model, "sent", model.encode(SPECS["sent"], [Example(str(i), (t,)) for i, t in enumerate(texts)]),
-                     precision=at)
+    # mkd predict serves at fp32, the arithmetic of the report's scores, whatever the folder's precision
+    logits = predict(model, "sent", model.encode(SPECS["sent"], [Example(str(i), (t,)) for i, t in enumerate(texts)]))
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     for row, text, p in zip(rows, texts, probs, strict=True):
         assert row["texts"] == {"text": text} and row["label"] == SPECS["sent"].labels[int(p.argmax())]

@@ -214,6 +214,20 @@ def test_predict_onnx_serves_without_torch_and_agrees_with_predict_model(exporte
         run_predict(str(folder), "sent", texts, None, True, out)
 
 
+@pytest.mark.parametrize("kind", ["bilstm_attn", "teacher"])
+def test_an_int8_answer_does_not_depend_on_its_batch_mates(kind, exported):
+    """Dynamic int8 scales activations over the whole batch; served one text at a time, every text gets
+    the very logits (so labels) it gets alone, in batches of 32 or in any order."""
+    _, out = exported[kind]
+    served = OnnxModel(out, "int8")
+    for task, spec in SPECS.items():
+        texts = [[e.texts[i] for e in make_examples(spec, 40, 9)] for i in range(len(spec.text_fields))]
+        alone = np.concatenate([served.logits(task, [[c[i]] for c in texts]) for i in range(len(texts[0]))])
+        np.testing.assert_array_equal(served.logits(task, texts, batch_size=32), alone)
+        backwards = served.logits(task, [c[::-1] for c in texts], batch_size=32)[::-1]
+        np.testing.assert_array_equal(backwards, alone)
+
+
 def readme_snippet() -> str:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     found = re.search(r"<!-- serving-snippet -->\s*```python\n(.*?)```", text, re.S)
@@ -234,10 +248,50 @@ def test_the_readme_serving_snippet_gives_mkd_predicts_labels(kind, exported):
         scope = {"folder": str(out), "task": task, "firsts": columns[0],
                  "seconds": columns[1] if len(columns) > 1 else None}
         exec(snippet, scope)  # the README's own code is what is tested
-        lines = run_predict(str(folder), task, [" ||| ".join(c) if spec.is_pair else c[0]
-                                                for c in zip(*columns, strict=True)], None, True)
-        rows = [json.loads(x) for x in lines]
+        texts = [" ||| ".join(c) if spec.is_pair else c[0] for c in zip(*columns, strict=True)]
+        rows = [json.loads(x) for x in run_predict(str(folder), task, texts, None, True)]
+        served = [json.loads(x) for x in run_predict(None, task, texts, None, True, out)]
         assert len(scope["labels"]) == len(rows) and sum(bool(r.get("empty")) for r in rows) <= 1
-        # mkd predict answers a blank text explicitly empty (never a guess); every other label agrees
-        assert [got for got, r in zip(scope["labels"], rows, strict=True) if not r.get("empty")] == \
-            [r["label"] for r in rows if not r.get("empty")]
+        # mkd predict answers a blank text explicitly empty (never a guess); every other label agrees:
+        # the README's snippet, mkd predict --model (fp32 by default) and mkd predict --onnx
+        want = [r["label"] for r in rows if not r.get("empty")]
+        assert [got for got, r in zip(scope["labels"], rows, strict=True) if not r.get("empty")] == want
+        assert [r["label"] for r in served if not r.get("empty")] == want
+
+
+def test_predict_model_serves_at_fp32_unless_asked(exported, monkeypatch):
+    """The folder's recipe says precision auto, and this CPU may be fast at bf16: the labels and
+    probabilities are still fp32's (the report's), unless --bf16 asks."""
+    import mkd.data.evaluate
+
+    folder, _ = exported["bilstm_attn"]
+    seen = []
+    real = mkd.data.evaluate.predict
+
+    def spy(*args, **kw):
+        seen.append(kw.get("precision", "fp32"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(mkd.data.evaluate, "predict", spy)
+    monkeypatch.setattr("mkd.precision.fast_bf16", lambda device: True)
+    run_predict(str(folder), "sent", ["good movie"], None, True)
+    run_predict(str(folder), "sent", ["good movie"], None, True, precision="bf16")
+    assert seen == ["fp32", "bf16"]
+    with pytest.raises(MkdError, match="--int8 serves an ONNX export"):
+        run_predict(str(folder), "sent", ["good movie"], None, True, precision="int8")
+
+
+def test_ties_go_to_the_lowest_label_on_every_path():
+    """An exact tie of logits: mkd predict, numpy's argmax (the README's snippet, the metrics) and torch's
+    argmax all pick the first of the tied labels."""
+    import torch
+
+    from mkd.serving.predict import rows_of
+    from mkd.tasks.task import Example
+
+    spec = SPECS["nli"]
+    logits = np.array([[0.5, 2.0, 2.0], [1.0, 1.0, 1.0], [3.0, -1.0, 3.0]], dtype=np.float32)
+    examples = [Example(f"t{i}", ("a cat", "a dog")) for i in range(3)]
+    labels = [r["label"] for r in rows_of(spec, examples, logits)]
+    assert labels == [spec.labels[1], spec.labels[0], spec.labels[0]]
+    assert list(logits.argmax(1)) == list(torch.from_numpy(logits).argmax(1).numpy()) == [1, 0, 0]

@@ -27,7 +27,8 @@ def _model(run: Path, name: str, k: int) -> None:
     folder = run / name
     folder.mkdir(parents=True)
     (folder / "model.safetensors").write_bytes(b"\0" * (90_000_000 if name == "teacher" else 1_200_000 + k))
-    scores = {t: 90.0 - (0 if name == "teacher" else 4 + k % 3 + (i * 2)) for i, t in enumerate(TASKS)}
+    # the teacher is weaker on nli: a one-task model is compared with its score on that task alone
+    scores = {t: 90.0 - (10 * i if name == "teacher" else 4 + k % 3 + (i * 2)) for i, t in enumerate(TASKS)}
     tasks = ["sent"] if name.startswith("finetuned") else list(TASKS)
     per = {t: {"accuracy": scores[t]} for t in tasks}
     macro = sum(scores[t] for t in tasks) / len(tasks)
@@ -38,8 +39,9 @@ def _model(run: Path, name: str, k: int) -> None:
                                      "tasks": {t: {"primary": TASKS[t]} for t in tasks},
                                      "parameters": {"total": 22_000_000 if name == "teacher" else 300_000,
                                                     "without_embeddings": 100_000}})
+    resumed = {"resumed_step": 50, "earlier_seconds": 20.0} if name == "student" else {}
     write_json(folder / "stage.json", {"stage": "distill", "fingerprint": name, "wall_seconds": 30.0 + k,
-                                       "train_seconds": 25.0})
+                                       "train_seconds": 25.0, **resumed})
     steps = 100 * (k + 1)
     with open(folder / "eval_log.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -59,12 +61,15 @@ def nine(tmp_path_factory) -> tuple[Path, Recipe]:
     run = recipe.run_dir
     for k, name in enumerate(MODELS):
         _model(run, name, k)
+    Recipe(**{**recipe.model_dump(), "student": {"hidden_size": 96}}).save(run / "student-2")
     speeds = {name: 30.0 if name == "teacher" else 600.0 + 40 * k for k, name in enumerate(MODELS)}
     write_json(run / "bench" / "bench.json", {
         "machine": {"platform": "Linux-x", "processor": "x86_64", "python": "3.12", "torch": "2.13", "threads": 2},
         "tasks": {t: {n: {"batch_32": {"examples_per_s": s}, "batch_1": {"examples_per_s": s / 4}}
                       for n, s in speeds.items() if t in json.loads((run / n / "mkd.json").read_text())["tasks"]}
                   for t in TASKS}})
+    write_json(run / "transfer" / "label.json", {"wall_seconds": 42.0, "tasks": {
+        "sent": {"seconds": 20.0, "labelled": 3, "kept": 2}, "nli": {"seconds": 22.0, "labelled": 5, "kept": 0}}})
     write_json(run / "times.json", {"teach": 600.0, "augment": 20.0, "label": 30.0, "distill": 120.0, "bench": 60.0})
     recipe.save(run)
     summarize(recipe)
@@ -75,17 +80,22 @@ def nine(tmp_path_factory) -> tuple[Path, Recipe]:
 def test_the_first_line_is_the_trade_of_each_student(nine):
     run, _ = nine
     md = (run / "report.md").read_text(encoding="utf-8").splitlines()
-    assert md[0] == "**student: 93% of the teacher's macro at 21.3x its speed, 1.2 MB**  ", md[0]
+    assert md[0] == "**student: 99% of the teacher's macro at 21.3x its speed, 1.2 MB**  ", md[0]
     assert sum(1 for line in md if line.startswith("**")) == len(MODELS) - 1
-    assert any("finetuned/sent" in line and "from another recipe" in line for line in md[:9])
+    # 84 on sent against the teacher's 90 on sent (not its 85 macro over sent and nli)
+    assert any(line.startswith("**finetuned/sent: 93% of the teacher's sent at") for line in md[:9]), md[:9]
+    assert any(line.startswith("**student-2:") and "(other settings: student.hidden_size 96 vs 64" in line
+               for line in md[:9]), md[:9]
+    assert md[len(MODELS) - 1] == "speed-ups against the teacher's PyTorch: 30 examples/s, 85.00 (test macro)"
     html = (run / "report.html").read_text(encoding="utf-8")
-    assert html.index("<p class='trade'>student: 93%") < html.index("<h1>")
+    assert html.index("<p class='trade'>student: 99%") < html.index("<p class='note'>speed-ups") < html.index("<h1>")
 
 
 def test_the_report_shows_kept_quality_pareto_times_machine_and_recipe_changes(nine):
     run, _ = nine
     html = (run / "report.html").read_text(encoding="utf-8")
     assert "<td>94.4% (85.0 / 90.0)</td>" in html  # student on sent: its score as a share of the teacher's
+    assert "<td>finetuned/sent</td><td>-</td><td>93.3% (84.0 / 90.0)</td><td>93.3%</td>" in html  # its own task
     assert "Accuracy against speed (Pareto front per task)" in html and html.count("<img") == 3
     assert "<td>teach</td>" in html and "<td>10.0 min</td>" in html
     assert "CPU: " in html and "PyTorch threads: 2" in html and "training precision: auto" in html
@@ -93,6 +103,26 @@ def test_the_report_shows_kept_quality_pareto_times_machine_and_recipe_changes(n
     assert "hidden_size: 64" in changes and "mixing_temperature" not in changes and "lr:" not in changes
     full = html[html.index("<details>"):]
     assert "mixing_temperature" in full
+
+
+def test_stage_times_count_resumed_work_and_labelling(nine):
+    html = (nine[0] / "report.html").read_text(encoding="utf-8")
+    times = html[html.index("<h2>Stage times"):]
+    assert "<td>label</td><td>42.0 s (resumed: 2 shard(s) labelled before, not counted)</td>" in times
+    assert "<td>distill</td><td>31.0 s (resumed at step 50)</td>" in times
+
+
+def test_the_console_table_stays_aligned_with_long_names(nine):
+    from mkd.io import read_json
+    from mkd.stages.pipeline import console_table
+
+    summary = read_json(nine[0] / "summary.json")
+    long = "student-with-a-name-much-longer-than-twenty-four-characters"
+    summary["models"][long] = summary["models"]["student"]
+    lines = console_table(summary)
+    assert len(lines) == len(MODELS) + 2 and len({len(line) for line in lines}) == 1, lines
+    ends = {line.index("macro") + len("macro") for line in lines[:1]}
+    assert all(line[next(iter(ends)) - 1] != " " for line in lines), lines  # right-aligned under "macro"
 
 
 def test_nine_pareto_labels_do_not_overlap():
@@ -137,3 +167,20 @@ def test_recipe_changes_of_a_packaged_recipe():
                                   "hidden_size": 150}
     assert changed["bench"] == {"rounds": 3}
     assert "seed" not in changed and "output_dir" not in changed  # values equal to the defaults are left out
+
+
+def test_progress_lines_in_a_log_file_are_whole(monkeypatch):
+    """Not a terminal: rich would wrap at 80 columns; a log file gets each message on one line."""
+    import io
+
+    from rich.console import Console
+
+    import mkd.progress
+
+    sink = io.StringIO()
+    monkeypatch.setattr(mkd.progress, "console", Console(file=sink, width=40, stderr=False))
+    bar = mkd.progress.progress_bar("distill student-with-a-long-name", 4)
+    bar.update(4, "sent=0.1234 nli=0.5678 lr=1.00e-03 250 ex/s [not markup]")
+    bar.note("resumed from the checkpoint of step 2 of 4, written " + "x" * 60)
+    lines = sink.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].endswith("[not markup]") and lines[1].endswith("x" * 60), lines

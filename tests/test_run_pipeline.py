@@ -150,9 +150,11 @@ def test_run_end_to_end_caches_reruns_what_changed_and_serves(tmp_path, monkeypa
     teacher_stamp = (run / "teacher" / "model.safetensors").stat().st_mtime_ns
     student_fp = read_json(run / "student" / "stage.json")["fingerprint"]
 
-    code, _, err = run_cli(monkeypatch, capsys, "run", "-c", recipe, "--set", "distill.train.max_steps=4")
+    code, _, err = run_cli(monkeypatch, capsys, "run", "-c", recipe, "--set", "distill.train.max_steps=4",
+                           "--set", "finetune.enabled=true", "--set", "finetune.train.max_steps=2")
     lines = _stage_lines(err)
     assert code == 0 and all(lines[s].startswith("unchanged") for s in ("teach", "augment", "label")), lines
+    assert_report_ratios(run)
     assert lines["distill"].startswith("wrote") and not lines["bench"].startswith("unchanged"), lines
     assert read_json(run / "student" / "stage.json")["fingerprint"] != student_fp
     assert read_json(run / "student" / "stage.json")["steps"] == 4
@@ -176,6 +178,26 @@ def test_run_end_to_end_caches_reruns_what_changed_and_serves(tmp_path, monkeypa
                        "a cat sits ||| maybe a dog")
     assert code == 0 and json.loads(out)["label"] in SPECS["nli"].labels
     assert_umask_modes(run)
+
+
+def assert_report_ratios(run: Path) -> None:
+    """Every "% of the teacher" is over the model's own tasks (a fine-tuned one-task model against the
+    teacher's score on that task), and the speed-ups' base is named with its accuracy."""
+    summary = read_json(run / "summary.json")
+    teacher = summary["models"]["teacher"]["test"]["tasks"]
+    lines = (run / "report.md").read_text(encoding="utf-8").splitlines()
+    for name in ("finetuned/sent", "finetuned/nli", "student"):
+        m = summary["models"][name]
+        own = list(m["test"]["tasks"])  # a fine-tuned model keeps every head, but is scored on its task
+        assert own == (list(teacher) if name == "student" else [name.split("/")[1]])
+        theirs = sum(next(iter(teacher[t].values())) for t in own) / len(own)
+        whose = "macro" if name == "student" else name.split("/")[1]
+        assert f"**{name}: {100 * m['macro'] / theirs:.0f}% of the teacher's {whose} at" in "\n".join(lines), lines
+    base = summary["speed_base"]
+    assert base["path"] and base["score"] is not None and base["examples_per_s"] == \
+        summary["models"]["teacher"]["best_examples_per_s"]
+    named = next(line for line in lines if line.startswith("speed-ups against the teacher's "))
+    assert f"{base['examples_per_s']:.0f} examples/s, {base['score']:.2f} (dev, 12 bench texts per task)" in named
 
 
 # ---- README and docs/: every command shown there exists and parses -----------------------------------

@@ -270,6 +270,8 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per input")] = False,
     onnx: Annotated[Path | None, typer.Option("--onnx", help="serve an ONNX export folder (no PyTorch)")] = None,
     int8: Annotated[bool, typer.Option("--int8", help="with --onnx: its int8 graph")] = False,
+    bf16: Annotated[bool, typer.Option("--bf16", help="with --model: PyTorch bf16 autocast (default fp32, the "
+                                       "arithmetic of the report's scores)")] = False,
     threads: ThreadsOpt = None,
     columns: Annotated[list[str] | None, typer.Option(
         "--column", help="--file: the text column (repeat for a pair), when not named like the task's")] = None,
@@ -279,8 +281,10 @@ def predict(
         _threads(threads)
     from mkd.serving.predict import run_predict
 
-    for line in run_predict(model, task, texts or [], file, as_json, onnx, "int8" if int8 else "fp32",
-                            threads=threads, columns=columns):
+    if int8 and bf16:
+        raise MkdError("--int8 and --bf16 exclude each other", "give one of them (neither: fp32)")
+    precision = "int8" if int8 else "bf16" if bf16 else "fp32"
+    for line in run_predict(model, task, texts or [], file, as_json, onnx, precision, threads=threads, columns=columns):
         typer.echo(line)
 
 

@@ -73,18 +73,6 @@ def autocast(precision: str, device: str | torch.device) -> contextlib.AbstractC
     return torch.autocast(torch.device(device).type, dtype=DTYPES[precision])
 
 
-def folder_setting(folder: str | Path) -> str:
-    """The inference precision setting a model folder's recipe.yaml names (auto when absent)."""
-    import yaml
-
-    path = Path(folder) / "recipe.yaml"
-    try:
-        value = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("precision", "auto")
-    except (OSError, ValueError, AttributeError, yaml.YAMLError):
-        return "auto"
-    return value if value in SETTINGS else "auto"
-
-
 def set_threads(threads: int | None = None) -> int:
     """Torch's intra-op threads: `threads` when given, else OMP_NUM_THREADS, else every core this
     process may use. Returns the number set."""

@@ -1,4 +1,4 @@
-"""Progress bars (rich) that degrade to quiet lines when output is not a terminal."""
+"""Progress bars (rich) that degrade to quiet whole lines (never wrapped) when output is not a terminal."""
 
 from __future__ import annotations
 
@@ -27,6 +27,12 @@ def say(line: str) -> None:
     console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
+def _line(text: str) -> None:
+    """One whole line, however long: a log file gets no line breaks in the middle of a message (rich
+    would wrap it at the 80 columns it assumes when not writing to a terminal), and no markup."""
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
 class _Bar:
     def __init__(self, desc: str, total: int, start: int, enabled: bool) -> None:
         self.enabled = enabled and sys.stderr.isatty()
@@ -49,13 +55,13 @@ class _Bar:
             self.progress.update(self.task, completed=step, info=info)
         elif not self.quiet and (time.monotonic() - self.last_line > 30 or step == self.total):
             self.last_line = time.monotonic()  # not a terminal: a plain line every 30 s
-            console.print(f"  {self.desc}: step {step}/{self.total} {info}", highlight=False)
+            _line(f"  {self.desc}: step {step}/{self.total} {info}")
 
     def note(self, text: str) -> None:
         if self.progress is not None:
             self.progress.console.print(f"  {self.desc}: {text}")
         else:
-            console.print(f"  {self.desc}: {text}", highlight=False)
+            _line(f"  {self.desc}: {text}")
 
     def close(self) -> None:
         if self.progress is not None:

@@ -85,7 +85,9 @@ def write_report(run: str | Path) -> Path:
                          for t, c in (summary.get("transfer") or {}).items())
     sections = [("Quality kept, per task (student test score as a share of the teacher's)", kept_head, kept),
                 ("Every model", head, rows), ("Stage times", times_head, times)]
-    md = [*(f"**{line}**  " for line in trade), "", f"# mkd report: {summary['recipe']}", ""]
+    base = sec.speed_base_line(summary) or ""
+    md = [*(f"**{line}**  " for line in trade), *([base] if base else []), "", f"# mkd report: {summary['recipe']}",
+          ""]
     for title, h, r in sections:
         md += [f"## {title}", "", *_md_table(h, r), ""]
     md += [f"Transfer set: {transfer}", ""] if transfer else []
@@ -93,11 +95,12 @@ def write_report(run: str | Path) -> Path:
            changes.rstrip(), "```", "", "Full resolved recipe: recipe.yaml", ""]
     precision = "; ".join(f"{n} {m['precision']}" for n, m in summary["models"].items() if m.get("precision"))
     if precision:
-        md += [f"Precision (training and scoring): {precision}", ""]
+        md += [f"Training precision (every score at fp32, as mkd predict serves): {precision}", ""]
     if summary.get("teachers"):
         md += ["Teachers: " + "; ".join(f"{t}: {e['kind']} {e['source']}" for t, e in summary["teachers"].items()), ""]
     write_text(run / "report.md", "\n".join(md))
-    body = "<div class='trades'>" + "".join(f"<p class='trade'>{html.escape(line)}</p>" for line in trade) + "</div>"
+    body = "<div class='trades'>" + "".join(f"<p class='trade'>{html.escape(line)}</p>" for line in trade)
+    body += (f"<p class='note'>{html.escape(base)}</p>" if base else "") + "</div>"
     body += f"<h1>mkd report: {html.escape(summary['recipe'])} ({len(summary['models'])} models)</h1>"
     for title, h, r in sections[:2]:
         body += f"<h2>{html.escape(title)}</h2>{_html_table(h, r)}"
@@ -110,7 +113,7 @@ def write_report(run: str | Path) -> Path:
     body += _teachers_html(summary)
     body += f"<h2>Machine</h2><p>{html.escape(machine)}</p>"
     if precision:
-        body += f"<p>Precision (training and scoring): {html.escape(precision)}</p>"
+        body += f"<p>Training precision (every score at fp32, as mkd predict serves): {html.escape(precision)}</p>"
     body += (f"<h2>Recipe: what differs from the defaults</h2><pre>{html.escape(changes)}</pre>"
              f"<details><summary>The full resolved recipe</summary><pre>{html.escape(recipe)}</pre></details>")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>mkd report: {html.escape(summary['recipe'])}"

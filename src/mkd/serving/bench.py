@@ -5,7 +5,10 @@ Every model is measured on every serving path (PATHS): PyTorch fp32, PyTorch at 
 it still matches the weights, else one made for the benchmark, with the same gates). Tokenization is
 included (a served model gets raw text). Paths and models are interleaved, round after round, with
 threads pinned (bench.threads, for PyTorch and ONNX Runtime alike); each figure is the median over
-rounds, with its spread (min, quartiles, max). Figures are reused, not re-measured, for a model whose
+rounds, with its spread (min, quartiles, max). Each path is also checked on the same texts (`checks`:
+its argmax agreement with PyTorch fp32 and its primary metric): a path below the gate (GATE) does not
+count as the model's speed, and the int8 graph is gated on up to 1000 dev texts of the task, like
+`mkd export --quantize int8`. Figures are reused, not re-measured, for a model whose
 weights and bench settings are unchanged (`fingerprint`): identical models are measured once.
 """
 
@@ -33,6 +36,8 @@ Runner = Callable[[Sequence[Example]], object]
 ORT = "onnxruntime"
 PATHS = ("torch_fp32", "torch_precision", "onnx_fp32", "onnx_int8")
 CACHE = "cache.json"
+GATE = 0.99  # least argmax agreement with PyTorch fp32 for a path to count (mkd export's int8 gate)
+CHECKS = 1  # the version of `checks`: cached figures without it are measured again
 
 
 def machine() -> dict[str, Any]:
@@ -125,6 +130,35 @@ def measure(runners: dict[str, Runner], examples: Sequence[Example], batch_sizes
     return out
 
 
+def path_checks(runners: dict[str, Runner], examples: Sequence[Example], spec: TaskSpec,
+                batch_size: int) -> dict[str, dict[str, Any]]:
+    """Per runner ("<model>@<path>"): its primary metric on the examples and its argmax agreement with the
+    same model's torch_fp32 runner; "passed" when it agrees on at least GATE of them (regression: always,
+    as the export's own gates)."""
+    import numpy as np
+
+    from mkd.tasks.metrics import score
+
+    outputs = {}
+    for name, run in runners.items():
+        parts = [run(examples[i: i + batch_size]) for i in range(0, len(examples), batch_size)]
+        outputs[name] = np.concatenate([np.asarray(p.float() if isinstance(p, torch.Tensor) else p, np.float32)
+                                        for p in parts])
+    labelled = [i for i, e in enumerate(examples) if e.label is not None]
+    gold = [examples[i].label for i in labelled]
+    out: dict[str, dict[str, Any]] = {}
+    for name, got in outputs.items():
+        check: dict[str, Any] = {"examples": len(examples), "passed": True}
+        if labelled:
+            check["score"] = round(float(score(spec.type, (spec.primary,), got[labelled], gold)[spec.primary]), 4)
+        want = outputs[name.split("@")[0] + "@torch_fp32"]
+        if spec.type == "classification":
+            check["agreement"] = round(float((got.argmax(1) == want.argmax(1)).mean()), 4)
+            check["passed"] = check["agreement"] >= GATE
+        out[name] = check
+    return out
+
+
 # ---- ONNX graphs -----------------------------------------------------------------------------------
 def onnx_export_for(folder: Path, scratch: Path, examples: dict[str, list[Example]]) -> tuple[Path, dict[str, Any]]:
     """The folder's own ONNX export when it was made from these weights, else a fresh one (with int8
@@ -151,12 +185,15 @@ def onnx_export_for(folder: Path, scratch: Path, examples: dict[str, list[Exampl
 def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[Example],
                   batch_sizes: Sequence[int] = (1, 32), rounds: int = 5, onnx: bool = True,
                   threads: int = 1, precision: str | None = None,
-                  cache: dict[str, Any] | None = None, baselines: dict[str, Path] | None = None) -> dict[str, dict]:
+                  cache: dict[str, Any] | None = None, gate: Sequence[Example] | None = None,
+                  baselines: dict[str, Path] | None = None) -> dict[str, dict]:
     """Measure model folders on one task's texts, every path interleaved. Per model: the PATHS figures
     under "paths", torch fp32 at the top level and ONNX fp32 under "onnxruntime" (as before), parameters
     and the fingerprint. `cache` ({fingerprint: figures}) supplies figures of unchanged models and
-    receives the new ones; models with the same fingerprint are measured once. `baselines` ({name: trained
-    baseline folder}, mkd.baselines) are measured in the same rounds, on their one path (NATIVE)."""
+    receives the new ones; models with the same fingerprint are measured once. `gate`: the dev texts the
+    int8 graph is gated on (default: `examples`); `checks` per path say which ones count. `baselines`
+    ({name: trained baseline folder}, mkd.baselines) are measured in the same rounds, on their one path
+    (NATIVE), and have no gate: their own accuracy is what they offer."""
     from mkd.errors import MkdError
     from mkd.progress import say
     from mkd.serving.export import weights_digest
@@ -165,8 +202,9 @@ def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[E
     precision = precision or default_precision()
     cache = cache if cache is not None else {}
     settings = {"task": spec_task, "batch_sizes": list(batch_sizes), "rounds": rounds, "examples": len(examples),
-                "threads": threads, "precision": precision, "onnx": onnx, "torch": torch.__version__,
-                "texts": hashlib.sha256(json.dumps([e.texts for e in examples]).encode()).hexdigest()}
+                "threads": threads, "precision": precision, "onnx": onnx, "torch": torch.__version__, "checks": CHECKS,
+                "texts": hashlib.sha256(json.dumps([e.texts for e in examples]).encode()).hexdigest(),
+                "gate": hashlib.sha256(json.dumps([e.texts for e in gate or ()]).encode()).hexdigest()}
     key = json.dumps(settings, sort_keys=True)
     prints = {n: hashlib.sha256((weights_digest(f) + key).encode()).hexdigest()[:20] for n, f in folders.items()}
     baselines = baselines or {}
@@ -188,7 +226,8 @@ def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[E
             if not onnx:
                 continue
             try:
-                out, graphs[name] = onnx_export_for(folders[name], Path(scratch) / name, {spec_task: list(examples)})
+                out, graphs[name] = onnx_export_for(folders[name], Path(scratch) / name,
+                                                        {spec_task: list(gate or examples)})
                 for q in ("fp32", "int8") if graphs[name].pop("int8") else ("fp32",):
                     runners[f"{name}@onnx_{q}"] = onnx_runner(OnnxModel(out, q, threads), spec)
             except (MkdError, ImportError, RuntimeError, ValueError) as e:
@@ -196,6 +235,9 @@ def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[E
                 say(f"bench: no ONNX Runtime figure for {name} on {spec_task}: {graphs[name]['error']}")
         runners.update(baseline_runners({n: baselines[n] for n in todo.values() if n in baselines}))
         measured = measure(runners, examples, batch_sizes, rounds) if runners else {}
+        mine = {k: r for k, r in runners.items() if k.split("@")[0] not in baselines}
+        checks = path_checks(mine, examples, models[next(iter(models))].specs[spec_task],
+                             max(batch_sizes)) if mine else {}
     for fp, name in todo.items():
         if name in baselines:
             cache[fp] = baseline_entry(measured, name, threads)
@@ -203,14 +245,19 @@ def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[E
         paths = {p: measured[f"{name}@{p}"] for p in PATHS if f"{name}@{p}" in measured}
         if precision == "fp32":
             paths["torch_precision"] = paths["torch_fp32"]
-        cache[fp] = {"paths": paths, "precision": precision, "threads": threads, "onnx": graphs.get(name, {}),
+        passed = {p: checks[f"{name}@{p}"] for p in paths if f"{name}@{p}" in checks}
+        if precision == "fp32":
+            passed["torch_precision"] = passed["torch_fp32"]
+        cache[fp] = {"paths": paths, "checks": passed, "precision": precision, "threads": threads,
+                     "onnx": graphs.get(name, {}),
                      "parameters": models[name].count_parameters(), "measured_at": time.time()}
     for name, fp in prints.items():
         entry = cache[fp]
-        best = best_path(entry["paths"], max(batch_sizes))
+        best = best_path(entry["paths"], max(batch_sizes), entry.get("checks"))
         top = entry["paths"].get("torch_fp32") or entry["paths"].get(NATIVE, {})
         result[name] = {**top, "threads": entry["threads"],
                         "precision": entry["precision"], "paths": entry["paths"], "best_path": best,
+                        "checks": entry.get("checks", {}),
                         "parameters": entry["parameters"], "fingerprint": fp,
                         "reused": name not in todo.values()}
         if onnx and name not in baselines:
@@ -242,9 +289,22 @@ def baseline_entry(measured: dict[str, dict], name: str, threads: int) -> dict[s
             "parameters": None, "kind": "baseline", "measured_at": time.time()}
 
 
-def best_path(paths: dict[str, Any], batch_size: int) -> str | None:
-    """The serving path with the most examples/s at `batch_size`."""
-    speeds = {p: f.get(f"batch_{batch_size}", {}).get("examples_per_s") for p, f in paths.items()}
+def gate_texts(data: Any) -> list[Example]:
+    """The dev texts the int8 graph is gated on, as `mkd export --quantize int8` gates it."""
+    from mkd.serving.onnx_graph import GATE_EXAMPLES
+
+    return data.split("dev")[:GATE_EXAMPLES]
+
+
+def passed(checks: dict[str, Any] | None, path: str) -> bool:
+    """Whether a path passed its gate (figures without checks, from before they existed: yes)."""
+    return bool((checks or {}).get(path, {"passed": True}).get("passed", True))
+
+
+def best_path(paths: dict[str, Any], batch_size: int, checks: dict[str, Any] | None = None) -> str | None:
+    """The serving path with the most examples/s at `batch_size`, among those that passed their gate."""
+    speeds = {p: f.get(f"batch_{batch_size}", {}).get("examples_per_s") for p, f in paths.items()
+              if passed(checks, p)}
     speeds = {p: s for p, s in speeds.items() if s}
     return max(speeds, key=lambda p: speeds[p]) if speeds else None
 
@@ -284,7 +344,7 @@ def bench_models(folders: Sequence[Path], batch_sizes: Sequence[int] | None = No
         data = load_task(recipe.task(task), recipe.seed, recipe.fetch_missing)
         texts = data.split("dev")[:examples]
         measured = bench_folders({n: names[n] for n in users}, task, texts, batch_sizes, rounds, threads=threads,
-                                 precision=default_precision(recipe.precision))
+                                 precision=default_precision(recipe.precision), gate=gate_texts(data))
         for n in users:
             per_model[n][task] = measured[n]
     for name, folder in names.items():
@@ -302,7 +362,7 @@ def mean_speed(figures: dict[str, Any], batch_size: int, runtime: str = "torch")
         if runtime == ORT:
             return f.get(ORT, {})
         if runtime == "best":
-            return f.get("paths", {}).get(best_path(f.get("paths", {}), batch_size) or "", {})
+            return f.get("paths", {}).get(best_path(f.get("paths", {}), batch_size, f.get("checks")) or "", {})
         if runtime in PATHS:
             return f.get("paths", {}).get(runtime, {})
         return f

@@ -321,7 +321,7 @@ def int8_gate(model: MkdModel, q: Any, doc: dict[str, Any], tokenizer: Any, task
     if not examples:
         examples = probe_examples(spec)
     want = torch_logits(model, task, examples)
-    got = ort_logits(q, doc, tokenizer, task, examples)
+    got = ort_logits(q, doc, tokenizer, task, examples, batch_size=1)  # as it serves (runtime.OnnxModel)
     out: dict[str, Any] = {"max_abs_diff": float(np.abs(got - want).max()), "examples": len(examples)}
     if spec.type != "classification":
         return out

@@ -77,6 +77,12 @@ def from_file(spec: TaskSpec, raw_path: str, columns: Sequence[str] | None = Non
     return out
 
 
+def top_label(logits: np.ndarray) -> int:
+    """The label index of one row of logits: the largest logit, and on an exact tie the lowest index, as
+    numpy's and torch's argmax, the metrics and the README's snippet all pick."""
+    return int(np.argmax(logits))
+
+
 def _softmax(logits: np.ndarray) -> np.ndarray:
     z = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return z / z.sum(axis=-1, keepdims=True)
@@ -111,7 +117,7 @@ def rows_of(spec: TaskSpec, examples: Sequence[Example], outputs: np.ndarray | N
             row["score"] = round(float(out[0]), 6)
         else:
             probs = _softmax(out.astype(np.float64))
-            best = int(probs.argmax())
+            best = top_label(out)
             row.update(label=spec.labels[best], probability=round(float(probs[best]), 6),
                        probabilities={lab: round(float(p), 6) for lab, p in zip(spec.labels, probs, strict=True)})
         rows.append(row)
@@ -144,15 +150,27 @@ def onnx_specs(doc: dict[str, Any]) -> dict[str, TaskSpec]:
             for t, i in doc["tasks"].items()}
 
 
+def check_precision(precision: str, onnx: bool) -> None:
+    """fp32 serves everywhere; int8 is an ONNX graph; bf16 is PyTorch autocast."""
+    if precision == "int8" and not onnx:
+        raise MkdError("--int8 serves an ONNX export's int8 graph", "add --onnx DIR (mkd export --quantize int8)")
+    if precision == "bf16" and onnx:
+        raise MkdError("--bf16 is PyTorch arithmetic", "serve the model folder with --model DIR --bf16")
+    if precision not in ("fp32", "int8", "bf16"):
+        raise MkdError(f"unknown precision '{precision}'", "use fp32 (the default), --bf16 or --int8")
+
+
 def run_predict(folder: str | Path | None, task: str | None, texts: Sequence[str], file: str | None,
                 as_json: bool, onnx: str | Path | None = None, precision: str = "fp32",
                 threads: int | None = None, columns: Sequence[str] | None = None) -> list[str]:
     """The output lines of `mkd predict`: a table, or one JSON object per input. `onnx`: serve that export
-    (its int8 graph with precision="int8") instead of a model folder. `columns`: --file's text columns."""
+    (its int8 graph with precision="int8") instead of a model folder, which serves at fp32 (the report's
+    scores) unless precision="bf16". `columns`: --file's text columns."""
     from mkd.tasks.blank import is_blank
 
     if (folder is None) == (onnx is None):
         raise MkdError("give either --model DIR or --onnx DIR", "--model serves with PyTorch, --onnx with onnxruntime")
+    check_precision(precision, onnx is not None)
     if not texts and file is None:
         raise MkdError("nothing to predict", "give texts, --file F.csv|F.jsonl, or '-' to read lines from stdin")
     if onnx is not None:
@@ -176,11 +194,8 @@ def run_predict(folder: str | Path | None, task: str | None, texts: Sequence[str
         filled = [e for e in examples if not is_blank(e)]
         cols = [[e.texts[i] for e in filled] for i in range(len(spec.inputs))]
         rows = rows_of(spec, examples, served.logits(spec.name, cols, BATCH_SIZE) if filled else None)
-    else:
-        from mkd.precision import folder_setting, resolve
-
-        # the folder's recipe says the precision (its `precision:` key; auto when absent)
-        rows = predict_examples(model, spec, examples, resolve(folder_setting(str(folder)), "cpu"))
+    else:  # fp32 unless asked: the arithmetic of the report's scores, of --onnx and of the README's snippet
+        rows = predict_examples(model, spec, examples, precision)
     if as_json:
         return [json.dumps(r, ensure_ascii=False) for r in rows]
     return table_lines(spec, rows)

@@ -111,7 +111,11 @@ def session(path: Path, threads: int = 1) -> Any:
 
 
 class OnnxModel:
-    """An export folder, ready to score raw texts: `logits(task, columns)`."""
+    """An export folder, ready to score raw texts: `logits(task, columns)`.
+
+    The int8 graph runs one text at a time: ONNX Runtime's dynamic quantization scales each activation
+    tensor by its largest value over the whole batch, so in a batch a text's int8 logits (and, near a
+    tie, its label) depend on its batch mates. One row per run makes a text's answer its own."""
 
     def __init__(self, folder: str | Path, precision: str = "fp32", threads: int = 1) -> None:
         self.folder = Path(folder)
@@ -123,10 +127,13 @@ class OnnxModel:
         self.tokenizer = load_tokenizer(self.folder / self.doc["tokenizer"]["file"])
         self.session = session(self.folder / self.doc[key], threads)
         self.tasks: dict[str, Any] = self.doc["tasks"]
+        self.one_row = precision == "int8"
 
     def logits(self, task: str, columns: Sequence[Sequence[str]], batch_size: int = 64) -> np.ndarray:
-        """(n, outputs) logits of `task` for n texts (pairs: two columns), in input order."""
+        """(n, outputs) logits of `task` for n texts (pairs: two columns), in input order; the int8 graph
+        one text at a time, whatever `batch_size`."""
         output = self.tasks[task]["output"]
+        batch_size = 1 if self.one_row else batch_size
         parts = []
         for start in range(0, len(columns[0]), batch_size):
             part = [list(c[start: start + batch_size]) for c in columns]

@@ -20,6 +20,9 @@ from mkd.progress import say  # noqa: F401  (the stages' one-line messages)
 from mkd.tasks.task import TaskData
 
 STAGE_FILE = "stage.json"
+SCORING = "fp32"
+"""The arithmetic of every stored score (metrics.json), whatever the training precision: what `mkd predict`,
+the ONNX graph and the README's snippet serve by default, so the report's accuracy is what a user gets."""
 
 
 def run_dir(recipe: Recipe, force: bool = False) -> Path:
@@ -75,6 +78,15 @@ def is_fresh(out: Path, fingerprint: str) -> bool:
 def mark_done(folder: Path, stage: str, fingerprint: str, started: float, **extra: Any) -> None:
     write_json(folder / STAGE_FILE, {"stage": stage, "fingerprint": fingerprint,
                                      "wall_seconds": round(time.time() - started, 2), **extra})
+
+
+def trained_for(result: Any) -> dict[str, Any]:
+    """stage.json's training time: every process that worked on the model counts (a resumed run adds the
+    time before its checkpoint, and names the step it resumed at)."""
+    out: dict[str, Any] = {"train_seconds": round(result.wall_seconds + result.earlier_seconds, 2)}
+    if result.resumed_step:
+        out.update(resumed_step=result.resumed_step, earlier_seconds=round(result.earlier_seconds, 2))
+    return out
 
 
 def seed_everything(seed: int) -> None:

@@ -20,6 +20,7 @@ from mkd.models.base import MkdModel
 from mkd.models.loading import load_model
 from mkd.models.students.borrow import Source
 from mkd.stages.common import (
+    SCORING,
     claim_run,
     copy_logs,
     encode_splits,
@@ -31,6 +32,7 @@ from mkd.stages.common import (
     say,
     seed_everything,
     table_lines,
+    trained_for,
 )
 from mkd.stages.lineage import replacing
 from mkd.stages.resume import finish_work, prepare_work
@@ -70,18 +72,18 @@ def _train_and_save(recipe: Recipe, model: MkdModel, tasks: dict[str, TaskData],
     work, resume = prepare_work(run, "-".join((stage, *parts)), fingerprint, resume, restart)
     result = fit(model, specs, train, dev, loss, cfg, work, student_seed(recipe), fingerprint, resume,
                  f"{stage} {out.name}")
-    per_split = {"dev": evaluate_tasks(model, specs, dev, cfg.eval_batch_size, precision=result.precision)}
+    per_split = {"dev": evaluate_tasks(model, specs, dev, cfg.eval_batch_size, precision=SCORING)}
     test = {t: d for t, d in encode_splits(model, {t: tasks[t] for t in train}, "test").items()}
     if test:
-        per_split["test"] = evaluate_tasks(model, specs, test, cfg.eval_batch_size, precision=result.precision)
+        per_split["test"] = evaluate_tasks(model, specs, test, cfg.eval_batch_size, precision=SCORING)
     if dist.is_main():
         with replacing(run, out, stage), atomic_dir(out) as tmp:
             model.save(tmp)
-            write_json(tmp / "metrics.json", metrics_document(per_split, precision=result.precision))
+            write_json(tmp / "metrics.json", metrics_document(per_split, precision=SCORING))
             _with_real_dims(recipe, model).save(tmp)
             copy_logs(work, tmp)
-            mark_done(tmp, stage, fingerprint, started, steps=result.steps, best_step=result.best_step,
-                      train_seconds=round(result.wall_seconds, 2), stopped_early=result.stopped_early,
+            mark_done(tmp, stage, fingerprint, started - result.earlier_seconds, steps=result.steps,
+                      best_step=result.best_step, stopped_early=result.stopped_early, **trained_for(result),
                       parameters=model.count_parameters(), precision=result.precision)
     dist.barrier()
     finish_work(work)

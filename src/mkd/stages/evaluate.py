@@ -10,8 +10,7 @@ from mkd.errors import MkdError
 from mkd.io import read_json, write_json
 from mkd.models.base import read_meta
 from mkd.models.loading import load_model
-from mkd.precision import resolve
-from mkd.stages.common import metrics_document, say, table_lines
+from mkd.stages.common import SCORING, metrics_document, say, table_lines
 from mkd.tasks import load_task
 
 
@@ -29,7 +28,7 @@ def evaluate_folder(folder: Path, split: str = "test", recipe_src: str | None = 
     if not tasks:
         raise MkdError(f"the recipe has none of the model's tasks ({', '.join(model.specs)})", "pass a matching -c")
     data = {t: model.encode(model.specs[t], d.split(split)) for t, d in tasks.items()}
-    precision = resolve(recipe.precision, "cpu")  # evaluate_tasks runs on the CPU
+    precision = SCORING  # the arithmetic of every stored score (whatever the training precision)
     result = evaluate_tasks(model, model.specs, data, recipe.teacher.train.eval_batch_size, precision=precision)
     path = folder / "metrics.json"
     old = read_json(path) if path.is_file() else {}

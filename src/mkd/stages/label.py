@@ -14,12 +14,14 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mkd import dist
 from mkd.config import Recipe
 from mkd.data.fidelity import Fidelity, gate
 from mkd.data.transfer import KINDS, label_task, labels_fresh, read_manifest, read_shard, teacher_logits
 from mkd.errors import MkdError
+from mkd.io import write_json
 from mkd.precision import resolve
 from mkd.progress import progress_bar
 from mkd.stages.augment import task_fingerprint
@@ -51,6 +53,11 @@ def check_coverage(teacher: Teacher, tasks: list[str], out: Path) -> None:
             raise MkdError(f"the teacher of task {task} ({teacher.kind}:{teacher.source}) has no logits for "
                            f"{len(gaps)} of its {len(examples)} transfer examples (first: {examples[gaps[0]].id}); "
                            "nothing was labelled", "add them (mkd transfer export writes every example), then rerun")
+
+
+TIMES = "label.json"
+"""transfer/label.json: how long the last labelling took, per task, and how many shards it kept (labelled
+before: a resumed labelling, whose earlier time is not counted)."""
 
 
 def label(recipe: Recipe, force: bool = False, on_shard: Callable[[str, int], None] | None = None,
@@ -86,6 +93,7 @@ def label(recipe: Recipe, force: bool = False, on_shard: Callable[[str, int], No
     claim_run(recipe)
     batch_size = recipe.transfer.label_batch_size
     world, rank = dist.world(), dist.rank()
+    done: dict[str, dict[str, Any]] = {}
     for teacher, tasks in plan.items():
         model = teacher.load(device)
         spread = f", shards spread over {world} processes" if world > 1 else ""
@@ -113,9 +121,12 @@ def label(recipe: Recipe, force: bool = False, on_shard: Callable[[str, int], No
                 bar.close()
             say(f"label: {task}: {counts['rows']} examples at {used}, {counts['labelled']} shards labelled, "
                 f"{counts['kept']} kept ({time.time() - t0:.1f}s)")
+            done[task] = {"seconds": round(time.time() - t0, 2), "labelled": counts["labelled"], "kept": counts["kept"]}
         teacher.unload()
         del model
     dist.barrier()  # every manifest is final before any process goes on
+    if dist.is_main():
+        write_json(out / TIMES, {"wall_seconds": round(time.time() - started, 2), "tasks": done})
     say(f"label: wrote logits under {out} in {time.time() - started:.1f}s")
     return out
 

@@ -13,6 +13,7 @@ import contextlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from mkd.io import read_json, write_json
 from mkd.stages.common import STAGE_FILE, finetuned_folder, model_folders, say
@@ -66,3 +67,37 @@ def stale_reason(folder: Path) -> str | None:
         return str(read_json(path).get("reason") or "stale")
     except (OSError, ValueError):
         return "stale"
+
+
+SECTIONS = ("student", "distill", "finetune", "transfer", "teacher", "precision")
+SHOWN = 3
+
+
+def _flat(value: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in _flat(item, f"{prefix}.{key}").items()}
+    return {prefix: value}
+
+
+def other_settings(current: dict[str, Any], folder: Path) -> str:
+    """Why a model of the run folder is not what the current recipe (`current`: its resolved settings)
+    makes, from the recipe.yaml beside the model: "other settings: student.hidden_size 96 vs 150", the
+    output folder last; a model of a recipe of another name says so first."""
+    import yaml
+
+    try:
+        theirs = yaml.safe_load((folder / "recipe.yaml").read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        theirs = None
+    if not isinstance(theirs, dict):
+        return "not made by this recipe: no readable recipe.yaml beside it"
+    mine, made = {}, {}
+    for section in SECTIONS:
+        mine.update(_flat(current.get(section), section))
+        made.update(_flat(theirs.get(section), section))
+    keys = sorted((k for k in {*mine, *made} if mine.get(k) != made.get(k)), key=lambda k: k.endswith(".folder"))
+    parts = [f"{k} {made.get(k)} vs {mine.get(k)}" for k in keys[:SHOWN]]
+    if len(keys) > SHOWN:
+        parts.append(f"{len(keys) - SHOWN} more")
+    name = f"from recipe {theirs.get('name')}; " if theirs.get("name") != current.get("name") else ""
+    return f"{name}other settings: {', '.join(parts)}" if parts else f"{name}same settings, another folder"

@@ -22,7 +22,7 @@ from mkd.stages.teacher_scores import evaluate_teachers, needs_run_teacher, own_
 def bench_stage(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     """Throughput of every model of the run on each task's dev texts (tokenization included). Models
     whose weights and bench settings are unchanged keep their figures (bench/cache.json), unless forced."""
-    from mkd.serving.bench import CACHE, bench_folders, default_precision
+    from mkd.serving.bench import CACHE, bench_folders, default_precision, gate_texts
     from mkd.stages.baselines import baselines_key, bench_baselines, split_baselines
     from mkd.tasks import load_recipe_tasks
 
@@ -52,7 +52,7 @@ def bench_stage(recipe: Recipe, force: bool = False) -> dict[str, Any]:
         examples = data.split("dev")[: cfg.examples]
         per_task[t] = bench_folders(usable, t, examples, cfg.batch_sizes, cfg.rounds, threads=cfg.threads,
                                     precision=default_precision(recipe.precision), cache=cache,
-                                    baselines=bench_baselines(recipe, t))
+                                    gate=gate_texts(data), baselines=bench_baselines(recipe, t))
     apart = split_baselines(per_task)  # the baselines' figures move to bench.json's "baselines"
     result = {"machine": {**machine(), "threads": cfg.threads}, "tasks": per_task, "batch_sizes": cfg.batch_sizes,
               "rounds": cfg.rounds, "examples": cfg.examples, "threads": cfg.threads, **apart}
@@ -90,7 +90,8 @@ def summarize(recipe: Recipe) -> dict[str, Any]:
             "onnx_examples_per_s": round(sum(ort) / len(ort), 1) if ort else None,
             **best_serving(bench.get("tasks", {}), name, big),
             "train_seconds": stage.get("train_seconds"), "wall_seconds": stage.get("wall_seconds"),
-            "precision": stage.get("precision"),  # the arithmetic it was trained and scored at
+            "resumed_step": stage.get("resumed_step"),  # trained over several processes (times count them all)
+            "precision": stage.get("precision"),  # the arithmetic it was trained at (scores: fp32, SCORING)
             "status": model_status(recipe, name, folder),
         }
     joined = teacher_entry(recipe, run, models, bench, big)  # the teachers that labelled the tasks
@@ -110,7 +111,8 @@ def summarize(recipe: Recipe) -> dict[str, Any]:
 
     summary = {"recipe": recipe.name, "seed": recipe.seed, "machine": bench.get("machine", machine()),
                "cpu": cpu_name(),
-               "batch_size_for_speed": big, "models": models, "transfer": transfer}
+               "batch_size_for_speed": big, "models": models, "transfer": transfer,
+               "speed_base": speed_base(teacher, bench.get("examples"))}
     if joined is not None:
         summary["teachers"] = own_teachers(recipe, run)
     summary.update(baselines_section(recipe, bench, summary))
@@ -118,17 +120,59 @@ def summarize(recipe: Recipe) -> dict[str, Any]:
     return summary
 
 
+def speed_base(teacher: dict[str, Any], examples: int | None) -> dict[str, Any] | None:
+    """What every speed-up divides by: the teacher's fastest path that passed its gate, its speed, and its
+    accuracy (its primary metric on the bench's dev texts where measured; else its test macro, for a
+    full-precision path), with the paths that did not count and why."""
+    speed = teacher.get("best_examples_per_s") or teacher.get("examples_per_s")
+    if not speed:
+        return None
+    path = teacher.get("best_path")
+    score = (teacher.get("path_scores") or {}).get(path or "")
+    on = f"dev, {examples} bench texts per task" if score is not None else None
+    if score is None and path in (None, "torch_fp32", "onnx_fp32"):
+        score, on = teacher.get("macro"), "test macro"
+    return {"model": "teacher", "path": path, "examples_per_s": speed, "score": score, "score_on": on,
+            "refused": teacher.get("refused_paths") or {}}
+
+
 def best_serving(tasks: dict[str, Any], name: str, big: int) -> dict[str, Any]:
     """A model's fastest serving path (PyTorch fp32 / run precision, ONNX fp32 / int8) at batch `big`,
-    averaged over its tasks: the speed-up compares best with best."""
-    from mkd.serving.bench import PATHS, mean_speed
+    averaged over its tasks, among the paths that passed their gate on every task (mkd.serving.bench
+    `checks`): the speed-up compares best with best, never with a path less faithful than mkd accepts.
+    Also each path's mean primary metric on the bench texts and why the others do not count."""
+    from mkd.serving.bench import PATHS, mean_speed, passed
 
     figures = {t: b[name] for t, b in tasks.items() if name in b}
     speeds = {p: mean_speed(figures, big, p) for p in PATHS}
-    speeds = {p: v for p, v in speeds.items() if v}
+    refused = {p: why for p in PATHS if (why := _refusal(figures, p))}
+    speeds = {p: v for p, v in speeds.items() if v and p not in refused
+              and all(p in f.get("paths", {p: 1}) and passed(f.get("checks"), p) for f in figures.values())}
     best = max(speeds, key=lambda p: speeds[p]) if speeds else None
+    scores = {p: _path_score(figures, p) for p in PATHS}
     return {"best_path": best, "best_examples_per_s": speeds.get(best) if best else None,
-            "path_examples_per_s": speeds}
+            "path_examples_per_s": speeds, "path_scores": {p: v for p, v in scores.items() if v is not None},
+            "refused_paths": refused}
+
+
+def _refusal(figures: dict[str, Any], path: str) -> str | None:
+    """Why a measured path does not count (under the gate on some task), else None."""
+    from mkd.serving.bench import GATE, passed
+
+    for task, f in sorted(figures.items()):
+        error = (f.get("onnxruntime") or {}).get("int8_error") if path == "onnx_int8" else None
+        if error:
+            return f"refused by its export gate on {task}: {error}"
+        if path in f.get("paths", {}) and not passed(f.get("checks"), path):
+            agree = f["checks"][path].get("agreement")
+            return f"agrees with PyTorch fp32 on {agree:.1%} of {task}'s bench texts (< {GATE:.0%})"
+    return None
+
+
+def _path_score(figures: dict[str, Any], path: str) -> float | None:
+    """A path's primary metric on the bench texts, averaged over the model's tasks (None when unknown)."""
+    values = [((f.get("checks") or {}).get(path) or {}).get("score") for f in figures.values()]
+    return round(sum(values) / len(values), 2) if values and all(v is not None for v in values) else None
 
 
 def model_status(recipe: Recipe, name: str, folder: Path) -> str:
@@ -142,29 +186,39 @@ def model_status(recipe: Recipe, name: str, folder: Path) -> str:
     if recipe.finetune.enabled:
         tuned = finetuned_folder(recipe.student.folder)
         own |= {f"{tuned}/{t}" for t in recipe.finetune.tasks or [t.name for t in recipe.tasks]}
-    return "current" if name in own else "from another recipe"
+    if name in own:
+        return "current"
+    from mkd.stages.lineage import other_settings
+
+    return other_settings(recipe.model_dump(mode="json"), folder)
 
 
 def print_table(summary: dict[str, Any]) -> None:
+    for line in console_table(summary):
+        say(line)
+
+
+def console_table(summary: dict[str, Any]) -> list[str]:
+    """The run's models as aligned lines: every column as wide as its longest cell (long model names,
+    long task names and statuses included)."""
     tasks = sorted({t for m in summary["models"].values() for t in m["tasks"]})
-    head = f"{'model':24s} " + " ".join(f"{t[:14]:>14s}" for t in tasks)
-    head += f" {'macro':>7s} {'params':>9s} {'no-emb':>9s} {'best/s':>8s} {'speed-up':>8s}"
-    say(head)
+    rows = [["model", *tasks, "macro", "params", "no-emb", "best/s", "speed-up"]]
     for name, m in summary["models"].items():
         cells = []
         for t in tasks:
             test = (m.get("test") or {}).get("tasks", {}).get(t)
-            cells.append(f"{next(iter(test.values())):14.2f}" if test else f"{'-':>14s}")
+            cells.append(f"{next(iter(test.values())):.2f}" if test else "-")
         p = m["parameters"]  # None for a teacher that is a logits file
-        size = f"{p['total'] / 1e6:8.2f}M {p['without_embeddings'] / 1e6:8.2f}M" if p else f"{'-':>9s} {'-':>9s}"
-        score = f"{m['macro']:7.2f}" if m["macro"] is not None else f"{'-':>7s}"
         best = m.get("best_examples_per_s") or m["examples_per_s"]
-        speed = f"{best:8.0f}" if best else f"{'-':>8s}"
-        up = f"{m['speedup_vs_teacher']:7.1f}x" if m["speedup_vs_teacher"] else f"{'-':>8s}"
         status = m.get("status", "current")
-        if status != "current":
-            name = f"{name} ({status.split(':')[0]})"
-        say(f"{name:24s} " + " ".join(cells) + f" {score} {size} {speed} {up}")
+        label = name if status == "current" else f"{name} ({status.split(':')[0]})"
+        rows.append([label, *cells, f"{m['macro']:.2f}" if m["macro"] is not None else "-",
+                     f"{p['total'] / 1e6:.2f}M" if p else "-", f"{p['without_embeddings'] / 1e6:.2f}M" if p else "-",
+                     f"{best:.0f}" if best else "-",
+                     f"{m['speedup_vs_teacher']:.1f}x" if m.get("speedup_vs_teacher") else "-"])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [" ".join([r[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True))])
+            for r in rows]
 
 
 def run_all(recipe: Recipe, force: bool = False, resume: bool = False, restart: bool = False) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from mkd.data.evaluate import evaluate_tasks
 from mkd.io import atomic_dir, write_json
 from mkd.models.teacher import TeacherModel
 from mkd.stages.common import (
+    SCORING,
     claim_run,
     copy_logs,
     data_stamp,
@@ -22,6 +23,7 @@ from mkd.stages.common import (
     say,
     seed_everything,
     table_lines,
+    trained_for,
 )
 from mkd.stages.lineage import replacing
 from mkd.stages.resume import finish_work, prepare_work
@@ -49,18 +51,18 @@ def teach(recipe: Recipe, resume: bool = False, force: bool = False, restart: bo
     claim_run(recipe)
     work, resume = prepare_work(run, "teacher", fingerprint, resume, restart)
     result = fit(model, specs, train, dev, gold_loss, cfg.train, work, recipe.seed, fingerprint, resume, "teach")
-    per_split = {"dev": evaluate_tasks(model, specs, dev, cfg.train.eval_batch_size, precision=result.precision)}
+    per_split = {"dev": evaluate_tasks(model, specs, dev, cfg.train.eval_batch_size, precision=SCORING)}
     test = encode_splits(model, tasks, "test")
     if test:
-        per_split["test"] = evaluate_tasks(model, specs, test, cfg.train.eval_batch_size, precision=result.precision)
+        per_split["test"] = evaluate_tasks(model, specs, test, cfg.train.eval_batch_size, precision=SCORING)
     if dist.is_main():
         with replacing(run, out, "teach"), atomic_dir(out) as tmp:
             model.save(tmp)
-            write_json(tmp / "metrics.json", metrics_document(per_split, precision=result.precision))
+            write_json(tmp / "metrics.json", metrics_document(per_split, precision=SCORING))
             recipe.save(tmp)
             copy_logs(work, tmp)
-            mark_done(tmp, "teach", fingerprint, started, steps=result.steps, best_step=result.best_step,
-                      train_seconds=round(result.wall_seconds, 2), stopped_early=result.stopped_early,
+            mark_done(tmp, "teach", fingerprint, started - result.earlier_seconds, steps=result.steps,
+                      best_step=result.best_step, stopped_early=result.stopped_early, **trained_for(result),
                       precision=result.precision)
     dist.barrier()
     finish_work(work)

@@ -31,6 +31,7 @@ class TrainState:
     examples_seen: int = 0
     processes: int = 1  # the batch plan depends on it: a run resumes with as many processes
     precision: str = "fp32"  # the arithmetic depends on it: a run resumes at the same precision
+    seconds: float = 0.0  # training time up to this checkpoint, over every process that worked on it
 
 
 def _flatten_optimizer(sd: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

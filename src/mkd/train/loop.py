@@ -41,6 +41,8 @@ class FitResult:
     dev: dict = field(default_factory=dict)
     stopped_early: bool = False
     precision: str = "fp32"  # what the forward passes ran at (mkd.precision)
+    earlier_seconds: float = 0.0  # training time before a resume (of the processes that wrote the checkpoint)
+    resumed_step: int = 0  # the checkpoint's step when resumed, else 0
 
 
 def make_accelerator(mixed_precision: str):
@@ -295,6 +297,7 @@ def _fit(
     ckpt_every = cfg.checkpoint_every or eval_every
     stream = sampler.iterate(state.epoch, state.position)
     tally, dev_result, start = _Tally(tasks), {}, time.perf_counter()
+    earlier, resumed_step = state.seconds, state.step
     bar = progress_bar(desc, total, state.step, enabled=main)
     if state.step and main:
         bar.note(f"resumed from the checkpoint of step {state.step} of {total}")
@@ -330,6 +333,7 @@ def _fit(
                                    (device, precision, best_path), logs, bar)
         if saver.due(state, total, bool(stop)):
             if main and state.step != saver.step:
+                state.seconds = round(earlier + time.perf_counter() - start, 2)
                 save_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler, state, fingerprint)
                 note_checkpoint(ckpt_dir, state.step, total, desc)
             saver.saved(state.step)
@@ -342,5 +346,5 @@ def _fit(
     if best_path.exists():
         final.load_state_dict(load_weights(best_path))
     return FitResult(state.best_score, state.best_step, state.step, time.perf_counter() - start,
-                     dev_result, state.stopped_early, precision)
+                     dev_result, state.stopped_early, precision, earlier, resumed_step)
 
