@@ -82,10 +82,12 @@ def tasks(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    for r in rows:
-        sizes = " ".join(f"{k}={v}" for k, v in r["sizes"].items()) if r["sizes"] else f"({r['status']})"
-        labels = ",".join(r["labels"]) or "score"
-        typer.echo(f"{r['name']:12s} {r['type']:14s} {labels:38s} {r['primary']:9s} {r['source']:8s} {sizes}")
+    cells = [[r["name"], r["type"], ",".join(r["labels"]) or "score", r["primary"], r["source"],
+              " ".join(f"{k}={v}" for k, v in r["sizes"].items()) if r["sizes"] else f"({r['status']})"]
+             for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(5)]  # aligned for any name or label list
+    for c in cells:
+        typer.echo(" ".join([*(v.ljust(w) for v, w in zip(c, widths, strict=False)), c[5]]))
 
 
 @app.command()
