@@ -2,11 +2,14 @@
 
 Every model is measured on every serving path (PATHS): PyTorch fp32, PyTorch at the run's precision
 (bf16 autocast where the CPU has fast bf16), ONNX Runtime fp32 and int8 (the model's own export when
-it still matches the weights, else one made for the benchmark, with the same gates). Tokenization is
-included (a served model gets raw text). Paths and models are interleaved, round after round, with
-threads pinned (bench.threads, for PyTorch and ONNX Runtime alike); each figure is the median over
-rounds, with its spread (min, quartiles, max). Figures are reused, not re-measured, for a model whose
-weights and bench settings are unchanged (`fingerprint`): identical models are measured once.
+it still matches the weights, else one made for the benchmark, with the same gates), and numpy for
+the static student (mkd.serving.fast_bench). Tokenization is included (a served model gets raw text;
+ONNX Runtime and numpy tokenize with tokie where it gives the `tokenizers` ids on these texts). Paths
+and models are interleaved, round after round, with threads pinned (bench.threads, for PyTorch and
+ONNX Runtime alike), each turn time-boxed (mkd.serving.timing); each figure is the median over
+rounds, with its spread (min, quartiles, max), and the p50/p99 latency of single calls. Figures are
+reused, not re-measured, for a model whose weights and bench settings are unchanged (`fingerprint`):
+identical models are measured once.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import contextlib
 import hashlib
 import json
 import platform
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -30,7 +32,7 @@ from mkd.tasks.task import Example, TaskSpec
 Runner = Callable[[Sequence[Example]], object]
 """Scores one batch of raw examples, tokenization included."""
 ORT = "onnxruntime"
-PATHS = ("torch_fp32", "torch_precision", "onnx_fp32", "onnx_int8")
+PATHS = ("torch_fp32", "torch_precision", "onnx_fp32", "onnx_int8", "numpy")
 CACHE = "cache.json"
 
 
@@ -69,24 +71,6 @@ def onnx_runner(served: Any, spec: TaskSpec) -> Runner:
     return run
 
 
-def _run_once(run: Runner, examples: Sequence[Example], batch_size: int) -> float:
-    """Seconds to encode and score every example in batches of `batch_size` (input order)."""
-    start = time.perf_counter()
-    for i in range(0, len(examples), batch_size):
-        run(examples[i : i + batch_size])
-    return time.perf_counter() - start
-
-
-def _figure(per_example: list[float], batch_size: int) -> dict[str, Any]:
-    """Median examples/s over rounds, latency of one batch, and the spread of examples/s."""
-    speeds = sorted(1.0 / s for s in per_example)
-    q = statistics.quantiles(speeds, n=4, method="inclusive") if len(speeds) > 1 else [speeds[0]] * 3
-    med = statistics.median(speeds)
-    return {"examples_per_s": round(med, 1), "latency_ms": round(1000.0 * batch_size / med, 3),
-            "spread": {"min": round(speeds[0], 1), "p25": round(q[0], 1), "p75": round(q[2], 1),
-                       "max": round(speeds[-1], 1), "rounds": len(speeds)}}
-
-
 @contextlib.contextmanager
 def pinned(threads: int) -> Iterator[None]:
     before = torch.get_num_threads()
@@ -98,62 +82,57 @@ def pinned(threads: int) -> Iterator[None]:
 
 
 def measure(runners: dict[str, Runner], examples: Sequence[Example], batch_sizes: Sequence[int] = (1, 32),
-            rounds: int = 5) -> dict[str, dict]:
-    """{runner: {"batch_<b>": figure}}: interleaved rounds (every runner once per round and batch size)."""
-    times: dict[tuple[str, int], list[float]] = {}
-    for run in runners.values():  # warm-up
-        _run_once(run, examples[: max(batch_sizes)], max(batch_sizes))
-    for _ in range(rounds):
-        for b in batch_sizes:
-            n = len(examples) if b > 1 else min(len(examples), 64)
-            for name, run in runners.items():
-                times.setdefault((name, b), []).append(_run_once(run, examples[:n], b) / n)
-    out: dict[str, dict] = {}
-    for (name, b), per_example in times.items():
-        out.setdefault(name, {})[f"batch_{b}"] = _figure(per_example, b)
-    return out
+            rounds: int = 5, budget_s: float | None = None) -> dict[str, dict]:
+    """{runner: {"batch_<b>": figure}}: interleaved, time-boxed rounds (mkd.serving.timing)."""
+    from mkd.serving import timing
+
+    return timing.measure(runners, examples, batch_sizes, rounds, timing.BUDGET_S if budget_s is None else budget_s)
 
 
 # ---- ONNX graphs -----------------------------------------------------------------------------------
-def onnx_export_for(folder: Path, scratch: Path, examples: dict[str, list[Example]]) -> tuple[Path, dict[str, Any]]:
-    """The folder's own ONNX export when it was made from these weights, else a fresh one (with int8
-    when the int8 gate passes on these examples; else fp32 only, and why)."""
-    from mkd.errors import MkdError
+def onnx_export_for(folder: Path, scratch: Path, examples: dict[str, list[Example]],
+                    model: MkdModel | None = None) -> tuple[Path, dict[str, Any]]:
+    """The folder's own ONNX export when it was made from these weights, else a fresh one made once with
+    an int8 graph whose agreement is recorded per task; "int8" lists the tasks where it passes the
+    export's gate, "int8_error" says why not for the others."""
     from mkd.export import export_onnx, weights_digest
     from mkd.serve import read_manifest
+    from mkd.serving.fast_bench import int8_tasks
 
     saved = folder / "onnx"
     with contextlib.suppress(Exception):
         doc = read_manifest(saved)
         if doc.get("weights_sha256") == weights_digest(folder):
-            return saved, {"graph": str(saved / doc["graph"]), "int8": bool(doc.get("int8_graph"))}
-    try:
-        export_onnx(folder, scratch, examples, quantize="int8")
-        return scratch, {"graph": "exported for the benchmark", "int8": True}
-    except MkdError as e:
-        if "int8" not in str(e):
-            raise
-        export_onnx(folder, scratch, examples)
-        return scratch, {"graph": "exported for the benchmark", "int8": False, "int8_error": str(e)[:200]}
+            return saved, {"graph": str(saved / doc["graph"]), "int8": int8_tasks(doc)[0]}
+    doc = export_onnx(folder, scratch, examples, quantize="int8", int8_agreement=0.0, model=model)
+    ok, why = int8_tasks(doc)
+    return scratch, {"graph": "exported for the benchmark", "int8": ok, **({"int8_error": why} if why else {})}
 
 
 def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[Example],
                   batch_sizes: Sequence[int] = (1, 32), rounds: int = 5, onnx: bool = True,
                   threads: int = 1, precision: str | None = None,
-                  cache: dict[str, Any] | None = None) -> dict[str, dict]:
+                  cache: dict[str, Any] | None = None, budget_s: float | None = None,
+                  shared: Any = None) -> dict[str, dict]:
     """Measure model folders on one task's texts, every path interleaved. Per model: the PATHS figures
     under "paths", torch fp32 at the top level and ONNX fp32 under "onnxruntime" (as before), parameters
     and the fingerprint. `cache` ({fingerprint: figures}) supplies figures of unchanged models and
-    receives the new ones; models with the same fingerprint are measured once."""
+    receives the new ones; models with the same fingerprint are measured once. `shared`
+    (mkd.serving.fast_bench.Shared): models and ONNX exports reused across a stage's tasks."""
     from mkd.errors import MkdError
     from mkd.export import weights_digest
     from mkd.serve import OnnxModel
+    from mkd.serving.fast_bench import NUMPY, numpy_runner, texts_of
+    from mkd.serving.fast_tokens import tokie_version
+    from mkd.serving.timing import BUDGET_S
     from mkd.stages.common import say
 
     precision = precision or default_precision()
     cache = cache if cache is not None else {}
+    budget_s = BUDGET_S if budget_s is None else budget_s
     settings = {"task": spec_task, "batch_sizes": list(batch_sizes), "rounds": rounds, "examples": len(examples),
                 "threads": threads, "precision": precision, "onnx": onnx, "torch": torch.__version__,
+                "budget_s": budget_s, "tokie": tokie_version(),
                 "texts": hashlib.sha256(json.dumps([e.texts for e in examples]).encode()).hexdigest()}
     key = json.dumps(settings, sort_keys=True)
     prints = {n: hashlib.sha256((weights_digest(f) + key).encode()).hexdigest()[:20] for n, f in folders.items()}
@@ -161,31 +140,48 @@ def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[E
     for name, fp in prints.items():
         if fp not in cache and fp not in todo:
             todo[fp] = name
-    models = {name: load_model(folders[name], tasks=[spec_task]) for name in todo.values()}
+    models = {name: shared.model(folders[name], spec_task) if shared else load_model(folders[name], tasks=[spec_task])
+              for name in todo.values()}
     result: dict[str, dict] = {}
+    for name, model in models.items() if shared and onnx else ():  # exports gate on the process's threads
+        with contextlib.suppress(MkdError, ImportError, RuntimeError, ValueError):  # reported below
+            shared.graph(folders[name], name, model)
     with tempfile.TemporaryDirectory(prefix="mkd-bench-") as scratch, pinned(threads):
         runners: dict[str, Runner] = {}
         graphs: dict[str, dict[str, Any]] = {}
+        fast: dict[str, dict[str, Any]] = {}
         for name, model in models.items():
             spec = model.specs[spec_task]
             runners[f"{name}@torch_fp32"] = torch_runner(model, spec)
             if precision != "fp32":
                 runners[f"{name}@torch_precision"] = torch_runner(model, spec, precision)
+            run, fast[name] = numpy_runner(model, spec, examples)
+            if run is not None:
+                runners[f"{name}@{NUMPY}"] = run
+            elif fast[name].get("error"):
+                say(f"bench: no numpy figure for {name} on {spec_task}: {fast[name]['error']}")
             if not onnx:
                 continue
             try:
-                out, graphs[name] = onnx_export_for(folders[name], Path(scratch) / name, {spec_task: list(examples)})
-                for q in ("fp32", "int8") if graphs[name].pop("int8") else ("fp32",):
-                    runners[f"{name}@onnx_{q}"] = onnx_runner(OnnxModel(out, q, threads), spec)
+                out, graphs[name] = (shared.graph(folders[name], name, model) if shared else
+                                     onnx_export_for(folders[name], Path(scratch) / name, {spec_task: list(examples)},
+                                                     model))
+                why = graphs[name].pop("int8_error", {}).get(spec_task)
+                graphs[name].update({"int8_error": why} if why else {})
+                for q in ("fp32", "int8") if spec_task in graphs[name].pop("int8") else ("fp32",):
+                    served = OnnxModel(out, q, threads, check_texts=texts_of(examples))
+                    runners[f"{name}@onnx_{q}"] = onnx_runner(served, spec)
+                graphs[name]["tokenizer"] = served.fast_info.get("tokenizer")
             except (MkdError, ImportError, RuntimeError, ValueError) as e:
                 graphs[name] = {"error": str(e).splitlines()[0][:200] if str(e) else type(e).__name__}
                 say(f"bench: no ONNX Runtime figure for {name} on {spec_task}: {graphs[name]['error']}")
-        measured = measure(runners, examples, batch_sizes, rounds) if runners else {}
+        measured = measure(runners, examples, batch_sizes, rounds, budget_s) if runners else {}
     for fp, name in todo.items():
         paths = {p: measured[f"{name}@{p}"] for p in PATHS if f"{name}@{p}" in measured}
         if precision == "fp32":
             paths["torch_precision"] = paths["torch_fp32"]
         cache[fp] = {"paths": paths, "precision": precision, "threads": threads, "onnx": graphs.get(name, {}),
+                     "numpy": fast.get(name, {}),
                      "parameters": models[name].count_parameters(), "measured_at": time.time()}
     for name, fp in prints.items():
         entry = cache[fp]
@@ -196,6 +192,8 @@ def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[E
                         "reused": name not in todo.values()}
         if onnx:
             result[name][ORT] = {**entry["paths"].get("onnx_fp32", {}), **entry["onnx"]}
+        if entry.get("numpy"):
+            result[name][NUMPY] = entry["numpy"]  # its tokenizer and gates (or why it has no figure)
     return result
 
 
@@ -241,7 +239,7 @@ def bench_models(folders: Sequence[Path], batch_sizes: Sequence[int] | None = No
         data = load_task(recipe.task(task), recipe.seed, recipe.fetch_missing)
         texts = data.split("dev")[:examples]
         measured = bench_folders({n: names[n] for n in users}, task, texts, batch_sizes, rounds, threads=threads,
-                                 precision=default_precision(recipe.precision))
+                                 precision=default_precision(recipe.precision), budget_s=cfg.budget_s)
         for n in users:
             per_model[n][task] = measured[n]
     for name, folder in names.items():

@@ -245,8 +245,9 @@ def export_graph(model: MkdModel, tmp: Path, examples: dict[str, list[Example]],
     tokenizer.save(str(tmp / TOKENIZER))
     doc: dict[str, Any] = {"graph": GRAPH, "int8_graph": None, "inputs": names, "opset": OPSET,
                            "tokenizer": {"file": TOKENIZER, **tok_doc}, "tasks": {}}
-    fp32 = session(tmp / GRAPH)
+    fp32 = session(tmp / GRAPH, torch.get_num_threads())  # the gates run on the command's threads
     pad_id = int(tok_doc["pad_id"])
+    wants: dict[str, np.ndarray] = {}  # PyTorch's gate logits, computed once for the fp32 and int8 gates
     for t in tasks:
         spec = model.specs[t]
         diff = 0.0
@@ -261,7 +262,7 @@ def export_graph(model: MkdModel, tmp: Path, examples: dict[str, list[Example]],
         given = examples[t]
         doc["tasks"][t]["tokenizer_checked_texts"] = check_tokenizer(doc, tokenizer, model, spec, given)
         gate = given[:GATE_EXAMPLES]
-        want = torch_logits(model, t, gate) if gate else None
+        want = wants[t] = torch_logits(model, t, gate) if gate else None
         if want is not None:
             diff = max(diff, float(np.abs(ort_logits(fp32, doc, tokenizer, t, gate) - want).max()))
         if diff > TOLERANCE:
@@ -269,14 +270,18 @@ def export_graph(model: MkdModel, tmp: Path, examples: dict[str, list[Example]],
                            "report it with the model's mkd.json; the PyTorch model folder is unaffected")
         doc["tasks"][t].update(max_abs_diff=diff, checked_examples=len(gate),
                                checked_on="dev" if gate else "probe texts")
+    from mkd.serving.fast_onnx import export_check  # tokie serves this export only if exact on every dev text
+
+    doc["fast_tokenizer"] = export_check(doc, tmp, [x for t in tasks for e in examples[t] for x in e.texts])
     if int8:
         doc["int8_graph"] = INT8_GRAPH
-        gated_int8(model, tmp, doc, tokenizer, examples, int8_agreement)
+        gated_int8(model, tmp, doc, tokenizer, examples, int8_agreement, wants)
     return doc
 
 
 def gated_int8(model: MkdModel, tmp: Path, doc: dict[str, Any], tokenizer: Any,
-               examples: dict[str, list[Example]], int8_agreement: float) -> None:
+               examples: dict[str, list[Example]], int8_agreement: float,
+               wants: dict[str, np.ndarray] | None = None) -> None:
     """Write the int8 graph that passes the gate on every task, first choice first (INT8_OPS): a graph
     whose int8 LSTMs fall under the gate gets its matrix products alone quantized, and export.json says
     why in "int8_first_try". Raises the gate's MkdError when no choice passes."""
@@ -284,10 +289,10 @@ def gated_int8(model: MkdModel, tmp: Path, doc: dict[str, Any], tokenizer: Any,
     choices = INT8_OPS if has_lstm else INT8_OPS[1:]
     for i, ops in enumerate(choices):
         quantize(tmp / GRAPH, tmp / INT8_GRAPH, ops)
-        q = session(tmp / INT8_GRAPH)
+        q = session(tmp / INT8_GRAPH, torch.get_num_threads())
         try:
-            gates = {t: int8_gate(model, q, doc, tokenizer, t, examples[t][:GATE_EXAMPLES], int8_agreement)
-                     for t in sorted(model.specs)}
+            gates = {t: int8_gate(model, q, doc, tokenizer, t, examples[t][:GATE_EXAMPLES], int8_agreement,
+                                  (wants or {}).get(t)) for t in sorted(model.specs)}
         except MkdError as e:
             if i == len(choices) - 1:
                 raise
@@ -312,13 +317,16 @@ def ort_logits(sess: Any, doc: dict[str, Any], tokenizer: Any, task: str, exampl
 
 
 def int8_gate(model: MkdModel, q: Any, doc: dict[str, Any], tokenizer: Any, task: str,
-              examples: Sequence[Example], threshold: float = INT8_AGREEMENT) -> dict[str, Any]:
-    """Agreement of the int8 graph with PyTorch fp32 on dev; refuse below `threshold` (INT8_AGREEMENT)."""
+              examples: Sequence[Example], threshold: float = INT8_AGREEMENT,
+              want: np.ndarray | None = None) -> dict[str, Any]:
+    """Agreement of the int8 graph with PyTorch fp32 on dev; refuse below `threshold` (INT8_AGREEMENT).
+    `want`: PyTorch's logits of these examples, when the fp32 gate computed them."""
     spec = model.specs[task]
     examples = list(examples)
     if not examples:
         examples = probe_examples(spec)
-    want = torch_logits(model, task, examples)
+    if want is None or len(want) != len(examples):
+        want = torch_logits(model, task, examples)
     got = ort_logits(q, doc, tokenizer, task, examples)
     out: dict[str, Any] = {"max_abs_diff": float(np.abs(got - want).max()), "examples": len(examples)}
     if spec.type != "classification":

@@ -6,7 +6,8 @@ quantized), tokenizer.json and export.json, which says how texts become inputs:
   text goes to input_ids_b / attention_mask_b. A single-text task feeds those as one <pad> a row.
 - "one input" (transformers): a pair is tokenized together (special tokens, token_type_ids).
 An empty text is one unknown token (the models never see an empty row). This module imports numpy,
-onnxruntime and tokenizers only: `mkd predict --onnx` loads no PyTorch.
+onnxruntime and tokenizers only (tokie too, where export.json records it exact: mkd.serving.fast_onnx):
+`mkd predict --onnx` loads no PyTorch.
 """
 
 from __future__ import annotations
@@ -113,7 +114,11 @@ def session(path: Path, threads: int = 1) -> Any:
 class OnnxModel:
     """An export folder, ready to score raw texts: `logits(task, columns)`."""
 
-    def __init__(self, folder: str | Path, precision: str = "fp32", threads: int = 1) -> None:
+    def __init__(self, folder: str | Path, precision: str = "fp32", threads: int = 1,
+                 check_texts: Sequence[str] | None = None) -> None:
+        """`check_texts`: texts to check the fast tokenizer on (else export.json's record of its check)."""
+        from mkd.serving.fast_onnx import onnx_encoder
+
         self.folder = Path(folder)
         self.doc = read_manifest(self.folder)
         key = GRAPHS.get(precision)
@@ -123,6 +128,7 @@ class OnnxModel:
         self.tokenizer = load_tokenizer(self.folder / self.doc["tokenizer"]["file"])
         self.session = session(self.folder / self.doc[key], threads)
         self.tasks: dict[str, Any] = self.doc["tasks"]
+        self.fast, self.fast_info = onnx_encoder(self.doc, self.folder, check_texts)
 
     def logits(self, task: str, columns: Sequence[Sequence[str]], batch_size: int = 64) -> np.ndarray:
         """(n, outputs) logits of `task` for n texts (pairs: two columns), in input order."""
@@ -130,5 +136,10 @@ class OnnxModel:
         parts = []
         for start in range(0, len(columns[0]), batch_size):
             part = [list(c[start: start + batch_size]) for c in columns]
-            parts.append(self.session.run([output], feeds(self.doc, self.tokenizer, part))[0])
+            parts.append(self.session.run([output], self.feeds(part))[0])
         return np.concatenate(parts) if parts else np.zeros((0, len(self.tasks[task]["labels"]) or 1), np.float32)
+
+    def feeds(self, columns: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
+        from mkd.serving.fast_onnx import fast_feeds
+
+        return fast_feeds(self.doc, self.fast, columns) if self.fast else feeds(self.doc, self.tokenizer, columns)
