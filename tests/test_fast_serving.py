@@ -164,3 +164,28 @@ def test_export_records_the_fast_tokenizer_and_the_bench_serves_numpy(teacher_di
                         precision="fp32", budget_s=0.01)["s"]
     assert out["numpy"]["tokenizer"].startswith("tokie") and out["numpy"]["argmax_agreement"] == 1.0
     assert out["paths"]["numpy"]["batch_1"]["p99_ms"] > 0 and out["best_path"] in out["paths"]
+
+
+def test_a_word_level_export_serves_with_regex_batches_only_when_recorded(tmp_path):
+    import json
+
+    from mkd.export import export_onnx
+    from mkd.serve import OnnxModel
+    from mkd.serving.fast_words import FastWords
+
+    spec = SPECS["sent"]
+    torch.manual_seed(0)
+    cfg = StudentConfig(type="bilstm", embeddings="random", embedding_dim=8, hidden_size=8, max_length=16)
+    build_student(cfg, {"sent": spec}, [e.texts[0] for e in make_examples(spec, 20, 0)], None).save(tmp_path / "m")
+    doc = export_onnx(tmp_path / "m", tmp_path / "onnx", {"sent": make_examples(spec, 10, 1)})
+    assert doc["fast_tokenizer"]["tokenizer"] == "regex batches"
+    fast, slow = OnnxModel(tmp_path / "onnx"), OnnxModel(tmp_path / "onnx")
+    assert isinstance(fast.fast, FastWords)
+    slow.fast = None
+    cols = [["good movie", "", "Naïve CAFÉ plot", "北京 movie", "not bad -- not good..."]]
+    np.testing.assert_array_equal(fast.logits("sent", cols), slow.logits("sent", cols))
+    manifest = tmp_path / "onnx" / "export.json"
+    manifest.write_text(json.dumps({k: v for k, v in json.loads(manifest.read_text()).items()
+                                    if k != "fast_tokenizer"}))  # an export made before the check existed
+    old = OnnxModel(tmp_path / "onnx")
+    assert old.fast is None and "records no check" in old.fast_info["note"]

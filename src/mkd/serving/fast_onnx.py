@@ -2,9 +2,10 @@
 
 Students' exports tokenize each text alone ("two inputs"), which is what tokie's flat batches do:
 ids and masks are padded in numpy, not row by row. At export time the check against `tokenizers`
-runs on every dev text and export.json records it ("fast_tokenizer"); a server then uses tokie only
-when that record names the installed tokie version (or when it is given texts to check on, as the
-bench does), and otherwise the `tokenizers` path of mkd.serve. Transformers (pairs tokenized
+runs on every dev text and export.json records it ("fast_tokenizer"); a server then uses the fast path
+only when that record names it (tokie: the installed version), or when it is given texts to check on
+(as the bench does), and otherwise the `tokenizers` path of mkd.serve. Word-level exports get
+mkd.serving.fast_words the same way. Transformers (pairs tokenized
 together, with special tokens) keep the `tokenizers` path.
 """
 
@@ -17,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from mkd.serving.fast_tokens import Encoder, fast_ids, tokie_version
+
+WORDS = "regex batches"  # mkd.serving.fast_words.FastWords.name (not imported: it loads only when used)
 
 
 def _settings(doc: dict[str, Any], tokenizer_json: str) -> tuple[int | None, int]:
@@ -44,13 +47,16 @@ def onnx_encoder(doc: dict[str, Any], folder: Path, check_texts: Sequence[str] |
         return None, {"tokenizer": "tokenizers"}
     recorded = doc.get("fast_tokenizer") or {}
     version = tokie_version()
-    if check_texts is None and (version is None or recorded.get("tokenizer") != f"tokie {version}"):
-        why = "tokie is not installed" if version is None else (
-            recorded.get("note") or f"export.json records no check by tokie {version} (export again to check it)")
+    trusted = recorded.get("tokenizer") in (WORDS, f"tokie {version}" if version else None)
+    if check_texts is None and not trusted:
+        why = recorded.get("note") or (
+            "tokie is not installed" if version is None and recorded.get("tokenizer", "").startswith("tokie")
+            else f"export.json records no check by {f'tokie {version}' if version else 'a fast tokenizer'} "
+                 "(export again to check it)")
         return None, {"tokenizer": "tokenizers", "note": why}
     tokenizer_json = (Path(folder) / doc["tokenizer"]["file"]).read_text(encoding="utf-8")
     encoder, info = fast_ids(tokenizer_json, *_settings(doc, tokenizer_json), list(check_texts or []))
-    return (encoder, info) if info["tokenizer"].startswith("tokie") else (None, info)
+    return (encoder, info) if info["tokenizer"] != "tokenizers" else (None, info)
 
 
 def fast_feeds(doc: dict[str, Any], encoder: Encoder, columns: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
