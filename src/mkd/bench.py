@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import platform
 import tempfile
 import time
@@ -73,12 +74,23 @@ def onnx_runner(served: Any, spec: TaskSpec) -> Runner:
 
 @contextlib.contextmanager
 def pinned(threads: int) -> Iterator[None]:
-    before = torch.get_num_threads()
+    """`threads` for PyTorch, and for numpy's BLAS (threadpoolctl); one thread also turns off the
+    `tokenizers` thread pool (TOKENIZERS_PARALLELISM, read at each call): every path on the same threads."""
+    from threadpoolctl import threadpool_limits
+
+    before, env = torch.get_num_threads(), os.environ.get("TOKENIZERS_PARALLELISM")
     torch.set_num_threads(threads)
+    if threads == 1:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
     try:
-        yield
+        with threadpool_limits(limits=threads, user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(before)
+        if env is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = env
 
 
 def measure(runners: dict[str, Runner], examples: Sequence[Example], batch_sizes: Sequence[int] = (1, 32),
