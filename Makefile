@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# The local CPU build of PyTorch; any other spec pulls gigabytes of CUDA packages.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev,baselines]'
+	$(BIN)/python -m pip install -q -e '.[dev,baselines,fast]'
 	touch $(STAMP)
 
 setup: $(STAMP)

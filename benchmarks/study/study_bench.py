@@ -199,7 +199,8 @@ def bench(models: dict[str, Path], int8: dict[str, tuple[Path, Path, str]],
     from mkd.errors import MkdError
     from mkd.models.base import read_meta
     from mkd.models.loading import load_model
-    from mkd.serving.bench import ORT, default_precision, measure, onnx_export_for, onnx_runner, torch_runner
+    from mkd.serving.bench import ORT, default_precision, measure, onnx_runner, torch_runner
+    from mkd.serving.fast_bench import numpy_runner, onnx_export_for, texts_of
     from mkd.serving.runtime import OnnxModel
 
     torch.set_num_threads(1)
@@ -217,10 +218,13 @@ def bench(models: dict[str, Path], int8: dict[str, tuple[Path, Path, str]],
                 runners[f"{key}@torch_fp32"] = torch_runner(model, spec)
                 if precision != "fp32":
                     runners[f"{key}@torch_precision"] = torch_runner(model, spec, precision)
+                fast, _ = numpy_runner(model, spec, texts)  # the static student's numpy path, gated
+                if fast is not None:
+                    runners[f"{key}@numpy"] = fast
                 try:
                     graph, info = onnx_export_for(folder, Path(scratch) / key.replace("/", "_"), {task: texts[:256]})
-                    for q in ("fp32", "int8") if info["int8"] else ("fp32",):
-                        runners[f"{key}@onnx_{q}"] = onnx_runner(OnnxModel(graph, q, 1), spec)
+                    for q in ("fp32", "int8") if task in info["int8"] else ("fp32",):
+                        runners[f"{key}@onnx_{q}"] = onnx_runner(OnnxModel(graph, q, 1, texts_of(texts)), spec)
                 except (MkdError, ImportError, RuntimeError, ValueError) as e:  # PyTorch figures still count
                     print(f"study: no ONNX Runtime figure for {key} on {task}: {str(e)[:200]}", flush=True)
             for key, (_teacher, graph, of) in int8.items():

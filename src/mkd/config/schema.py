@@ -256,6 +256,8 @@ class BenchConfig(Strict):
     rounds: int = Field(5, ge=1)
     batch_sizes: list[int] = Field(default_factory=lambda: [1, 32])
     examples: int = Field(256, ge=1)
+    budget_s: float = Field(0.1, gt=0, description="seconds each model's path gets per round and batch size "
+                                                   "(at least one batch)")
 
 
 DEFAULT_BASELINES = ("model2vec", "fasttext")

@@ -17,7 +17,7 @@ from mkd.report.baselines import baseline_rows, verdict_lines, verdicts
 def _table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     tasks = sorted({t for m in summary["models"].values() for t in m["tasks"]})
     head = ["model", *[f"{t} (test)" for t in tasks], "macro", "params", "no-emb params", "PyTorch fp32 ex/s",
-            "best ex/s (path)", "speed-up", "status"]
+            "best ex/s (path)", "batch-1 p50 / p99 ms", "speed-up", "status"]
     rows = []
     for name, m in summary["models"].items():
         cells = []
@@ -29,9 +29,15 @@ def _table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                      f"{p['total'] / 1e6:.2f}M" if p else "-", f"{p['without_embeddings'] / 1e6:.2f}M" if p else "-",
                      f"{m['examples_per_s']:.0f}" if m.get("examples_per_s") else "-",
                      f"{m['best_examples_per_s']:.0f} ({m.get('best_path')})" if m.get("best_examples_per_s") else "-",
+                     _latency(m.get("best_batch_1_ms") or {}),
                      f"{m['speedup_vs_teacher']:.1f}x" if m.get("speedup_vs_teacher") else "-",
                      m.get("status", "current")])
     return head, rows
+
+
+def _latency(ms: dict[str, Any]) -> str:
+    """Batch-1 latency of the best path (one request at a time)."""
+    return f"{ms['p50_ms']:.2f} / {ms['p99_ms']:.2f}" if ms.get("p50_ms") is not None else "-"
 
 
 def _teachers_html(summary: dict[str, Any]) -> str:

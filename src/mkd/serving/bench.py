@@ -2,14 +2,16 @@
 
 Every model is measured on every serving path (PATHS): PyTorch fp32, PyTorch at the run's precision
 (bf16 autocast where the CPU has fast bf16), ONNX Runtime fp32 and int8 (the model's own export when
-it still matches the weights, else one made for the benchmark, with the same gates). Tokenization is
-included (a served model gets raw text). Paths and models are interleaved, round after round, with
-threads pinned (bench.threads, for PyTorch and ONNX Runtime alike); each figure is the median over
-rounds, with its spread (min, quartiles, max). Each path is also checked on the same texts (`checks`:
-its argmax agreement with PyTorch fp32 and its primary metric): a path below the gate (GATE) does not
-count as the model's speed, and the int8 graph is gated on up to 1000 dev texts of the task, like
-`mkd export --quantize int8`. Figures are reused, not re-measured, for a model whose
-weights and bench settings are unchanged (`fingerprint`): identical models are measured once.
+it still matches the weights, else one made for the benchmark, with the same gates), and numpy for
+the static student (mkd.serving.fast_bench). Tokenization is included (a served model gets raw text;
+ONNX Runtime and numpy tokenize with tokie where it gives the `tokenizers` ids on these texts). Paths
+and models are interleaved, round after round, with threads pinned (bench.threads, for PyTorch, ONNX
+Runtime and numpy alike), each turn time-boxed (mkd.serving.timing); each figure is the median over
+rounds, with its spread (min, quartiles, max), and the p50/p99 latency of single calls. Each path is also
+checked on the same texts (`checks`: its argmax agreement with PyTorch fp32 and its primary metric): a
+path below the gate (GATE) does not count as the model's speed, and the int8 graph is gated on up to 1000
+dev texts of the task, like `mkd export --quantize int8`. Figures are reused, not re-measured, for a
+model whose weights and bench settings are unchanged (`fingerprint`): identical models are measured once.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import platform
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +36,7 @@ from mkd.tasks.task import Example, TaskSpec
 Runner = Callable[[Sequence[Example]], object]
 """Scores one batch of raw examples, tokenization included."""
 ORT = "onnxruntime"
-PATHS = ("torch_fp32", "torch_precision", "onnx_fp32", "onnx_int8")
+PATHS = ("torch_fp32", "torch_precision", "onnx_fp32", "onnx_int8", "numpy")
 CACHE = "cache.json"
 GATE = 0.99  # least argmax agreement with PyTorch fp32 for a path to count (mkd export's int8 gate)
 CHECKS = 1  # the version of `checks`: cached figures without it are measured again
@@ -75,59 +77,33 @@ def onnx_runner(served: Any, spec: TaskSpec) -> Runner:
     return run
 
 
-def _run_once(run: Runner, examples: Sequence[Example], batch_size: int) -> float:
-    """Seconds to encode and score every example in batches of `batch_size` (input order)."""
-    start = time.perf_counter()
-    for i in range(0, len(examples), batch_size):
-        run(examples[i : i + batch_size])
-    return time.perf_counter() - start
-
-
-def _figure(per_example: list[float], batch_size: int) -> dict[str, Any]:
-    """Median examples/s over rounds, latency of one batch, and the spread of examples/s."""
-    speeds = sorted(1.0 / s for s in per_example)
-    q = statistics.quantiles(speeds, n=4, method="inclusive") if len(speeds) > 1 else [speeds[0]] * 3
-    med = statistics.median(speeds)
-    return {"examples_per_s": round(med, 1), "latency_ms": round(1000.0 * batch_size / med, 3),
-            "spread": {"min": round(speeds[0], 1), "p25": round(q[0], 1), "p75": round(q[2], 1),
-                       "max": round(speeds[-1], 1), "rounds": len(speeds)}}
-
-
 @contextlib.contextmanager
 def pinned(threads: int) -> Iterator[None]:
-    """torch's threads, and numpy's BLAS pools (a baseline's numpy head) where threadpoolctl is installed."""
-    before = torch.get_num_threads()
+    """`threads` for PyTorch, and for numpy's BLAS (threadpoolctl); one thread also turns off the
+    `tokenizers` thread pool (TOKENIZERS_PARALLELISM, read at each call): every path on the same threads."""
+    from threadpoolctl import threadpool_limits
+
+    before, env = torch.get_num_threads(), os.environ.get("TOKENIZERS_PARALLELISM")
     torch.set_num_threads(threads)
+    if threads == 1:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
     try:
-        with _blas_limited(threads):
+        with threadpool_limits(limits=threads, user_api="blas"):
             yield
     finally:
         torch.set_num_threads(before)
-
-
-def _blas_limited(threads: int) -> contextlib.AbstractContextManager:
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=threads, user_api="blas")
+        if env is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = env
 
 
 def measure(runners: dict[str, Runner], examples: Sequence[Example], batch_sizes: Sequence[int] = (1, 32),
-            rounds: int = 5) -> dict[str, dict]:
-    """{runner: {"batch_<b>": figure}}: interleaved rounds (every runner once per round and batch size)."""
-    times: dict[tuple[str, int], list[float]] = {}
-    for run in runners.values():  # warm-up
-        _run_once(run, examples[: max(batch_sizes)], max(batch_sizes))
-    for _ in range(rounds):
-        for b in batch_sizes:
-            n = len(examples) if b > 1 else min(len(examples), 64)
-            for name, run in runners.items():
-                times.setdefault((name, b), []).append(_run_once(run, examples[:n], b) / n)
-    out: dict[str, dict] = {}
-    for (name, b), per_example in times.items():
-        out.setdefault(name, {})[f"batch_{b}"] = _figure(per_example, b)
-    return out
+            rounds: int = 5, budget_s: float | None = None) -> dict[str, dict]:
+    """{runner: {"batch_<b>": figure}}: interleaved, time-boxed rounds (mkd.serving.timing)."""
+    from mkd.serving import timing
+
+    return timing.measure(runners, examples, batch_sizes, rounds, timing.BUDGET_S if budget_s is None else budget_s)
 
 
 def path_checks(runners: dict[str, Runner], examples: Sequence[Example], spec: TaskSpec,
@@ -159,50 +135,35 @@ def path_checks(runners: dict[str, Runner], examples: Sequence[Example], spec: T
     return out
 
 
-# ---- ONNX graphs -----------------------------------------------------------------------------------
-def onnx_export_for(folder: Path, scratch: Path, examples: dict[str, list[Example]]) -> tuple[Path, dict[str, Any]]:
-    """The folder's own ONNX export when it was made from these weights, else a fresh one (with int8
-    when the int8 gate passes on these examples; else fp32 only, and why)."""
-    from mkd.errors import MkdError
-    from mkd.serving.export import export_onnx, weights_digest
-    from mkd.serving.runtime import read_manifest
-
-    saved = folder / "onnx"
-    with contextlib.suppress(Exception):
-        doc = read_manifest(saved)
-        if doc.get("weights_sha256") == weights_digest(folder):
-            return saved, {"graph": str(saved / doc["graph"]), "int8": bool(doc.get("int8_graph"))}
-    try:
-        export_onnx(folder, scratch, examples, quantize="int8")
-        return scratch, {"graph": "exported for the benchmark", "int8": True}
-    except MkdError as e:
-        if "int8" not in str(e):
-            raise
-        export_onnx(folder, scratch, examples)
-        return scratch, {"graph": "exported for the benchmark", "int8": False, "int8_error": str(e)[:200]}
-
-
+# ---- measuring model folders ----------------------------------------------------------------------
 def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[Example],
                   batch_sizes: Sequence[int] = (1, 32), rounds: int = 5, onnx: bool = True,
                   threads: int = 1, precision: str | None = None,
                   cache: dict[str, Any] | None = None, gate: Sequence[Example] | None = None,
+                  budget_s: float | None = None, shared: Any = None,
                   baselines: dict[str, Path] | None = None) -> dict[str, dict]:
     """Measure model folders on one task's texts, every path interleaved. Per model: the PATHS figures
     under "paths", torch fp32 at the top level and ONNX fp32 under "onnxruntime" (as before), parameters
     and the fingerprint. `cache` ({fingerprint: figures}) supplies figures of unchanged models and
     receives the new ones; models with the same fingerprint are measured once. `gate`: the dev texts the
-    int8 graph is gated on (default: `examples`); `checks` per path say which ones count. `baselines`
+    int8 graph is gated on (default: `examples`); `checks` per path say which ones count. `shared`
+    (mkd.serving.fast_bench.Shared): models and ONNX exports reused across a stage's tasks. `baselines`
     ({name: trained baseline folder}, mkd.baselines) are measured in the same rounds, on their one path
     (NATIVE), and have no gate: their own accuracy is what they offer."""
     from mkd.errors import MkdError
     from mkd.progress import say
     from mkd.serving.export import weights_digest
+    from mkd.serving.fast_bench import NUMPY, numpy_runner, onnx_export_for, texts_of
+    from mkd.serving.fast_tokens import tokie_version
     from mkd.serving.runtime import OnnxModel
+    from mkd.serving.timing import BUDGET_S
 
     precision = precision or default_precision()
     cache = cache if cache is not None else {}
+    budget_s = BUDGET_S if budget_s is None else budget_s
     settings = {"task": spec_task, "batch_sizes": list(batch_sizes), "rounds": rounds, "examples": len(examples),
                 "threads": threads, "precision": precision, "onnx": onnx, "torch": torch.__version__, "checks": CHECKS,
+                "budget_s": budget_s, "tokie": tokie_version(),
                 "texts": hashlib.sha256(json.dumps([e.texts for e in examples]).encode()).hexdigest(),
                 "gate": hashlib.sha256(json.dumps([e.texts for e in gate or ()]).encode()).hexdigest()}
     key = json.dumps(settings, sort_keys=True)
@@ -213,28 +174,43 @@ def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[E
     for name, fp in prints.items():
         if fp not in cache and fp not in todo:
             todo[fp] = name
-    models = {name: load_model(folders[name], tasks=[spec_task]) for name in todo.values() if name not in baselines}
+    models = {name: shared.model(folders[name], spec_task) if shared else load_model(folders[name], tasks=[spec_task])
+              for name in todo.values() if name not in baselines}
     result: dict[str, dict] = {}
+    for name, model in models.items() if shared and onnx else ():  # exports gate on the process's threads
+        with contextlib.suppress(MkdError, ImportError, RuntimeError, ValueError):  # reported below
+            shared.graph(folders[name], name, model)
     with tempfile.TemporaryDirectory(prefix="mkd-bench-") as scratch, pinned(threads):
         runners: dict[str, Runner] = {}
         graphs: dict[str, dict[str, Any]] = {}
+        fast: dict[str, dict[str, Any]] = {}
         for name, model in models.items():
             spec = model.specs[spec_task]
             runners[f"{name}@torch_fp32"] = torch_runner(model, spec)
             if precision != "fp32":
                 runners[f"{name}@torch_precision"] = torch_runner(model, spec, precision)
+            run, fast[name] = numpy_runner(model, spec, examples)
+            if run is not None:
+                runners[f"{name}@{NUMPY}"] = run
+            elif fast[name].get("error"):
+                say(f"bench: no numpy figure for {name} on {spec_task}: {fast[name]['error']}")
             if not onnx:
                 continue
             try:
-                out, graphs[name] = onnx_export_for(folders[name], Path(scratch) / name,
-                                                        {spec_task: list(gate or examples)})
-                for q in ("fp32", "int8") if graphs[name].pop("int8") else ("fp32",):
-                    runners[f"{name}@onnx_{q}"] = onnx_runner(OnnxModel(out, q, threads), spec)
+                out, graphs[name] = (shared.graph(folders[name], name, model) if shared else
+                                     onnx_export_for(folders[name], Path(scratch) / name,
+                                                     {spec_task: list(gate or examples)}, model))
+                why = graphs[name].pop("int8_error", {}).get(spec_task)
+                graphs[name].update({"int8_error": why} if why else {})
+                for q in ("fp32", "int8") if spec_task in graphs[name].pop("int8") else ("fp32",):
+                    served = OnnxModel(out, q, threads, check_texts=texts_of(examples))
+                    runners[f"{name}@onnx_{q}"] = onnx_runner(served, spec)
+                graphs[name]["tokenizer"] = served.fast_info.get("tokenizer")
             except (MkdError, ImportError, RuntimeError, ValueError) as e:
                 graphs[name] = {"error": str(e).splitlines()[0][:200] if str(e) else type(e).__name__}
                 say(f"bench: no ONNX Runtime figure for {name} on {spec_task}: {graphs[name]['error']}")
         runners.update(baseline_runners({n: baselines[n] for n in todo.values() if n in baselines}))
-        measured = measure(runners, examples, batch_sizes, rounds) if runners else {}
+        measured = measure(runners, examples, batch_sizes, rounds, budget_s) if runners else {}
         mine = {k: r for k, r in runners.items() if k.split("@")[0] not in baselines}
         checks = path_checks(mine, examples, models[next(iter(models))].specs[spec_task],
                              max(batch_sizes)) if mine else {}
@@ -249,7 +225,7 @@ def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[E
         if precision == "fp32":
             passed["torch_precision"] = passed["torch_fp32"]
         cache[fp] = {"paths": paths, "checks": passed, "precision": precision, "threads": threads,
-                     "onnx": graphs.get(name, {}),
+                     "onnx": graphs.get(name, {}), "numpy": fast.get(name, {}),
                      "parameters": models[name].count_parameters(), "measured_at": time.time()}
     for name, fp in prints.items():
         entry = cache[fp]
@@ -262,6 +238,8 @@ def bench_folders(folders: dict[str, Path], spec_task: str, examples: Sequence[E
                         "reused": name not in todo.values()}
         if onnx and name not in baselines:
             result[name][ORT] = {**entry["paths"].get("onnx_fp32", {}), **entry["onnx"]}
+        if entry.get("numpy"):
+            result[name][NUMPY] = entry["numpy"]  # its tokenizer and gates (or why it has no figure)
     return result
 
 
@@ -344,7 +322,8 @@ def bench_models(folders: Sequence[Path], batch_sizes: Sequence[int] | None = No
         data = load_task(recipe.task(task), recipe.seed, recipe.fetch_missing)
         texts = data.split("dev")[:examples]
         measured = bench_folders({n: names[n] for n in users}, task, texts, batch_sizes, rounds, threads=threads,
-                                 precision=default_precision(recipe.precision), gate=gate_texts(data))
+                                 precision=default_precision(recipe.precision), gate=gate_texts(data),
+                                 budget_s=cfg.budget_s)
         for n in users:
             per_model[n][task] = measured[n]
     for name, folder in names.items():

@@ -25,6 +25,7 @@ from torch import nn
 
 from mkd.errors import MkdError
 from mkd.io import atomic_dir, read_json, write_json
+from mkd.models.base import MkdModel
 from mkd.models.loading import load_model
 from mkd.serving.checks import TOLERANCE, check_batches, probe_examples
 from mkd.tasks.task import Example, TaskSpec
@@ -87,17 +88,18 @@ def _too_far(what: str, task: str, diff: float) -> MkdError:
 # ---- ONNX ----------------------------------------------------------------------------------------
 def export_onnx(folder: str | Path, out: str | Path | None = None,
                 examples: dict[str, list[Example]] | None = None, quantize: str | None = None,
-                int8_agreement: float | None = None) -> dict[str, Any]:
+                int8_agreement: float | None = None, model: MkdModel | None = None) -> dict[str, Any]:
     """`<out>/model.onnx` (default out: `<folder>/onnx`): one graph for every task, tokenizer.json and
     export.json (inputs, outputs, labels, checks); `quantize="int8"` adds model.int8.onnx, refused below
     `int8_agreement` argmax agreement with PyTorch on dev (default 0.99; a study that measures the int8
-    model's own accuracy may pass 0 and read the agreement in export.json)."""
+    model's own accuracy may pass 0 and read the agreement in export.json). `model`: the folder's model,
+    when the caller has it loaded already."""
     from mkd.serving.onnx_graph import export_graph
 
     if quantize not in (None, "int8"):
         raise MkdError(f"unknown --quantize '{quantize}'", "use --quantize int8, or leave it out for fp32 only")
     folder = Path(folder)
-    model = load_model(folder)
+    model = model if model is not None else load_model(folder)
     out = Path(out) if out is not None else folder / "onnx"
     _check_out(out)
     examples = examples if examples is not None else dev_examples(folder, list(model.specs))

@@ -246,8 +246,9 @@ def export_graph(model: MkdModel, tmp: Path, examples: dict[str, list[Example]],
     tokenizer.save(str(tmp / TOKENIZER))
     doc: dict[str, Any] = {"graph": GRAPH, "int8_graph": None, "inputs": names, "opset": OPSET,
                            "tokenizer": {"file": TOKENIZER, **tok_doc}, "tasks": {}}
-    fp32 = session(tmp / GRAPH)
+    fp32 = session(tmp / GRAPH, torch.get_num_threads())  # the gates run on the command's threads
     pad_id = int(tok_doc["pad_id"])
+    wants: dict[str, np.ndarray] = {}  # PyTorch's gate logits, computed once for the fp32 and int8 gates
     for t in tasks:
         spec = model.specs[t]
         diff = 0.0
@@ -262,7 +263,7 @@ def export_graph(model: MkdModel, tmp: Path, examples: dict[str, list[Example]],
         given = examples[t]
         doc["tasks"][t]["tokenizer_checked_texts"] = check_tokenizer(doc, tokenizer, model, spec, given)
         gate = given[:GATE_EXAMPLES]
-        want = torch_logits(model, t, gate) if gate else None
+        want = wants[t] = torch_logits(model, t, gate) if gate else None
         if want is not None:
             diff = max(diff, float(np.abs(ort_logits(fp32, doc, tokenizer, t, gate) - want).max()))
         if diff > TOLERANCE:
@@ -270,14 +271,18 @@ def export_graph(model: MkdModel, tmp: Path, examples: dict[str, list[Example]],
                            "report it with the model's mkd.json; the PyTorch model folder is unaffected")
         doc["tasks"][t].update(max_abs_diff=diff, checked_examples=len(gate),
                                checked_on="dev" if gate else "probe texts")
+    from mkd.serving.fast_onnx import export_check  # tokie serves this export only if exact on every dev text
+
+    doc["fast_tokenizer"] = export_check(doc, tmp, [x for t in tasks for e in examples[t] for x in e.texts])
     if int8:
         doc["int8_graph"] = INT8_GRAPH
-        gated_int8(model, tmp, doc, tokenizer, examples, int8_agreement)
+        gated_int8(model, tmp, doc, tokenizer, examples, int8_agreement, wants)
     return doc
 
 
 def gated_int8(model: MkdModel, tmp: Path, doc: dict[str, Any], tokenizer: Any,
-               examples: dict[str, list[Example]], int8_agreement: float) -> None:
+               examples: dict[str, list[Example]], int8_agreement: float,
+               wants: dict[str, np.ndarray] | None = None) -> None:
     """Write the int8 graph that passes the gate on every task, first choice first (INT8_OPS): a graph
     whose int8 LSTMs fall under the gate gets its matrix products alone quantized, and export.json says
     why in "int8_first_try". Raises the gate's MkdError, naming every task under it, when no choice passes."""
@@ -285,9 +290,9 @@ def gated_int8(model: MkdModel, tmp: Path, doc: dict[str, Any], tokenizer: Any,
     choices = INT8_OPS if has_lstm else INT8_OPS[1:]
     for i, ops in enumerate(choices):
         quantize(tmp / GRAPH, tmp / INT8_GRAPH, ops)
-        q = session(tmp / INT8_GRAPH)
-        gates = {t: int8_gate(model, q, doc, tokenizer, t, examples[t][:GATE_EXAMPLES], int8_agreement)
-                 for t in sorted(model.specs)}
+        q = session(tmp / INT8_GRAPH, torch.get_num_threads())
+        gates = {t: int8_gate(model, q, doc, tokenizer, t, examples[t][:GATE_EXAMPLES], int8_agreement,
+                              (wants or {}).get(t)) for t in sorted(model.specs)}
         refused = int8_refusal(gates, int8_agreement)
         if refused is not None:
             if i == len(choices) - 1:
@@ -313,14 +318,17 @@ def ort_logits(sess: Any, doc: dict[str, Any], tokenizer: Any, task: str, exampl
 
 
 def int8_gate(model: MkdModel, q: Any, doc: dict[str, Any], tokenizer: Any, task: str,
-              examples: Sequence[Example], threshold: float = INT8_AGREEMENT) -> dict[str, Any]:
+              examples: Sequence[Example], threshold: float = INT8_AGREEMENT,
+              want: np.ndarray | None = None) -> dict[str, Any]:
     """Agreement of the int8 graph with PyTorch fp32 on dev; below `threshold` (INT8_AGREEMENT) "refused"
-    holds it unrounded, for int8_refusal to name every such task at once."""
+    holds it unrounded, for int8_refusal to name every such task at once. `want`: PyTorch's logits of
+    these examples, when the fp32 gate computed them."""
     spec = model.specs[task]
     examples = list(examples)
     if not examples:
         examples = probe_examples(spec)
-    want = torch_logits(model, task, examples)
+    if want is None or len(want) != len(examples):
+        want = torch_logits(model, task, examples)
     got = ort_logits(q, doc, tokenizer, task, examples, batch_size=1)  # as it serves (runtime.OnnxModel)
     out: dict[str, Any] = {"max_abs_diff": float(np.abs(got - want).max()), "examples": len(examples)}
     if spec.type != "classification":

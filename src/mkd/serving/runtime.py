@@ -6,7 +6,8 @@ quantized), tokenizer.json and export.json, which says how texts become inputs:
   text goes to input_ids_b / attention_mask_b. A single-text task feeds those as one <pad> a row.
 - "one input" (transformers): a pair is tokenized together (special tokens, token_type_ids).
 An empty text is one unknown token (the models never see an empty row). This module imports numpy,
-onnxruntime and tokenizers only: `mkd predict --onnx` loads no PyTorch.
+onnxruntime and tokenizers only (tokie too, where export.json records it exact: mkd.serving.fast_onnx):
+`mkd predict --onnx` loads no PyTorch.
 """
 
 from __future__ import annotations
@@ -117,7 +118,11 @@ class OnnxModel:
     tensor by its largest value over the whole batch, so in a batch a text's int8 logits (and, near a
     tie, its label) depend on its batch mates. One row per run makes a text's answer its own."""
 
-    def __init__(self, folder: str | Path, precision: str = "fp32", threads: int = 1) -> None:
+    def __init__(self, folder: str | Path, precision: str = "fp32", threads: int = 1,
+                 check_texts: Sequence[str] | None = None) -> None:
+        """`check_texts`: texts to check the fast tokenizer on (else export.json's record of its check)."""
+        from mkd.serving.fast_onnx import onnx_encoder
+
         self.folder = Path(folder)
         self.doc = read_manifest(self.folder)
         key = GRAPHS.get(precision)
@@ -128,6 +133,7 @@ class OnnxModel:
         self.session = session(self.folder / self.doc[key], threads)
         self.tasks: dict[str, Any] = self.doc["tasks"]
         self.one_row = precision == "int8"
+        self.fast, self.fast_info = onnx_encoder(self.doc, self.folder, check_texts)
 
     def logits(self, task: str, columns: Sequence[Sequence[str]], batch_size: int = 64) -> np.ndarray:
         """(n, outputs) logits of `task` for n texts (pairs: two columns), in input order; the int8 graph
@@ -137,5 +143,10 @@ class OnnxModel:
         parts = []
         for start in range(0, len(columns[0]), batch_size):
             part = [list(c[start: start + batch_size]) for c in columns]
-            parts.append(self.session.run([output], feeds(self.doc, self.tokenizer, part))[0])
+            parts.append(self.session.run([output], self.feeds(part))[0])
         return np.concatenate(parts) if parts else np.zeros((0, len(self.tasks[task]["labels"]) or 1), np.float32)
+
+    def feeds(self, columns: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
+        from mkd.serving.fast_onnx import fast_feeds
+
+        return fast_feeds(self.doc, self.fast, columns) if self.fast else feeds(self.doc, self.tokenizer, columns)

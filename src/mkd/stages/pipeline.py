@@ -4,6 +4,7 @@ the speed benchmark, summary.json and the report."""
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ def bench_stage(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     """Throughput of every model of the run on each task's dev texts (tokenization included). Models
     whose weights and bench settings are unchanged keep their figures (bench/cache.json), unless forced."""
     from mkd.serving.bench import CACHE, bench_folders, default_precision, gate_texts
+    from mkd.serving.fast_bench import Shared
     from mkd.stages.baselines import baselines_key, bench_baselines, split_baselines
     from mkd.tasks import load_recipe_tasks
 
@@ -47,12 +49,15 @@ def bench_stage(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     cfg = recipe.bench
     cache = read_json(out / CACHE) if (out / CACHE).is_file() and not force else {}
     per_task = {}
-    for t, data in tasks.items():
-        usable = {n: f for n, f in folders.items() if t in read_json(f / "mkd.json")["tasks"]}
-        examples = data.split("dev")[: cfg.examples]
-        per_task[t] = bench_folders(usable, t, examples, cfg.batch_sizes, cfg.rounds, threads=cfg.threads,
-                                    precision=default_precision(recipe.precision), cache=cache,
-                                    gate=gate_texts(data), baselines=bench_baselines(recipe, t))
+    with tempfile.TemporaryDirectory(prefix="mkd-bench-") as scratch:  # each model loaded and exported once
+        shared = Shared(Path(scratch), {t: data.split("dev")[: cfg.examples] for t, data in tasks.items()},
+                        {t: gate_texts(data) for t, data in tasks.items()})
+        for t in tasks:
+            usable = {n: f for n, f in folders.items() if t in read_json(f / "mkd.json")["tasks"]}
+            per_task[t] = bench_folders(usable, t, shared.examples[t], cfg.batch_sizes, cfg.rounds,
+                                        threads=cfg.threads, precision=default_precision(recipe.precision),
+                                        cache=cache, gate=shared.gate[t], budget_s=cfg.budget_s, shared=shared,
+                                        baselines=bench_baselines(recipe, t))
     apart = split_baselines(per_task)  # the baselines' figures move to bench.json's "baselines"
     result = {"machine": {**machine(), "threads": cfg.threads}, "tasks": per_task, "batch_sizes": cfg.batch_sizes,
               "rounds": cfg.rounds, "examples": cfg.examples, "threads": cfg.threads, **apart}
@@ -150,9 +155,12 @@ def best_serving(tasks: dict[str, Any], name: str, big: int) -> dict[str, Any]:
               and all(p in f.get("paths", {p: 1}) and passed(f.get("checks"), p) for f in figures.values())}
     best = max(speeds, key=lambda p: speeds[p]) if speeds else None
     scores = {p: _path_score(figures, p) for p in PATHS}
+    small = [f.get("paths", {}).get(best or "", {}).get("batch_1", {}) for f in figures.values()]
+    latency = {q: round(sum(c[q] for c in small) / len(small), 3) if small and all(q in c for c in small) else None
+               for q in ("p50_ms", "p99_ms")}  # one request at a time on that path, averaged over tasks
     return {"best_path": best, "best_examples_per_s": speeds.get(best) if best else None,
             "path_examples_per_s": speeds, "path_scores": {p: v for p, v in scores.items() if v is not None},
-            "refused_paths": refused}
+            "refused_paths": refused, "best_batch_1_ms": latency}
 
 
 def _refusal(figures: dict[str, Any], path: str) -> str | None:

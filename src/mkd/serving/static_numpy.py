@@ -1,0 +1,192 @@
+"""The static student served at the speed of its math: ids -> weighted bag of token vectors -> head, in numpy.
+
+PyTorch pads a batch, gathers (batch, length, dim) vectors and masks them; here each text's vectors
+are summed straight from the table by one sparse-times-dense product over the flat ids (scipy's
+CSR kernel; no padding, no per-text Python), then the head is two matrix products. Token ids come
+from mkd.serving.fast_tokens (tokie when it is exact on the check texts). Weights are read from a
+model folder's model.safetensors (no PyTorch) or taken from a loaded StaticStudent.
+
+The arithmetic is StaticStudent.sentence/forward's, in float32, summed in another order: logits
+agree with PyTorch to about 1e-6 (`check_logits` refuses more than TOLERANCE).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mkd.errors import MkdError
+from mkd.serving.fast_tokens import Encoder, Ragged, fast_ids
+
+PRIME = 1_000_003  # StaticStudent's bigram hash: (a * PRIME + b) mod buckets
+TOLERANCE = 1e-4  # max |logits - PyTorch|, as the ONNX export's gate
+AUG_MASK = "[MASK]"  # mkd.data.encode.AUG_MASK (not imported: that loads PyTorch)
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    """torch's softplus (threshold 20), in float32."""
+    x = x.astype(np.float32)
+    return np.where(x > 20.0, x, np.log1p(np.exp(np.minimum(x, 20.0)))).astype(np.float32)
+
+
+def _bag_sums(table: np.ndarray, ids: np.ndarray, starts: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Row r: sum over its ids of weights * table[id] (rows given by starts, len n + 1)."""
+    n, dim = len(starts) - 1, table.shape[1]
+    out = np.zeros((n, dim), dtype=np.float32)
+    try:  # the kernel csr_matrix @ dense runs, without building (and checking) a matrix per batch
+        from scipy.sparse import _sparsetools
+
+        _sparsetools.csr_matvecs(n, table.shape[0], dim, starts, ids, weights, table, out)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        from scipy.sparse import csr_matrix
+
+        out = np.asarray(csr_matrix((weights, ids, starts), shape=(n, table.shape[0])) @ table, dtype=np.float32)
+    return out
+
+
+class StaticNumpy:
+    """A static student's logits from raw texts: `logits(task, columns)`."""
+
+    def __init__(self, weights: dict[str, np.ndarray], settings: dict[str, Any], tasks: dict[str, dict[str, Any]],
+                 encoder: Encoder, tokenizer_info: dict[str, Any] | None = None, mask: str = AUG_MASK) -> None:
+        self.encoder, self.tokenizer_info, self.mask = encoder, tokenizer_info or {}, mask
+        self.tasks = tasks
+        self.table = np.ascontiguousarray(weights["embedding.weight"], dtype=np.float32)
+        self.weight = (_softplus(weights["token_weight.weight"][:, 0]) if settings.get("pooling") == "weighted"
+                       else None)
+        self.buckets = int(settings.get("bigram_buckets") or 0)
+        self.bigram = np.ascontiguousarray(weights["bigram.weight"], np.float32) if self.buckets else None
+        self.heads: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for task in tasks:
+            prefix = f"heads.heads.{task}."
+            layers = sorted({int(k[len(prefix):].split(".")[0]) for k in weights if k.startswith(prefix)})
+            self.heads[task] = [(np.ascontiguousarray(weights[f"{prefix}{i}.weight"].T, np.float32),
+                                 np.asarray(weights[f"{prefix}{i}.bias"], np.float32)) for i in layers]
+
+    # ---- building ---------------------------------------------------------------------------------
+    @classmethod
+    def from_model(cls, model: Any, check_texts: Sequence[str]) -> StaticNumpy:
+        """From a loaded StaticStudent; its tokenizer checked on `check_texts` (see fast_ids)."""
+        weights = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
+        tasks = {t: {"is_pair": s.is_pair} for t, s in model.specs.items()}
+        tok = model.tokens
+        encoder, info = fast_ids(tok.tokenizer.backend_tokenizer.to_str(), model.max_length, tok.unk_id, check_texts)
+        return cls(weights, model.settings(), tasks, encoder, info, tok.mask)
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, check_texts: Sequence[str]) -> StaticNumpy:
+        """From a static student's folder (model.safetensors, mkd.json, tokenizer.json), without PyTorch."""
+        from safetensors.numpy import load_file
+
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / "mkd.json").read_text(encoding="utf-8"))
+            tokenizer_json = (folder / "tokenizer.json").read_text(encoding="utf-8")
+            weights = load_file(str(folder / "model.safetensors"))
+        except (OSError, ValueError) as e:
+            raise MkdError(f"cannot read the static student in {folder} ({str(e)[:80]})",
+                           "give a folder that mkd distill wrote") from None
+        if meta.get("arch") != "static":
+            raise MkdError(f"{folder} holds a {meta.get('arch')} model, not a static student",
+                           "serve it with mkd predict --model DIR")
+        settings = meta["settings"]
+        tasks = {t: {"is_pair": len(s["text_fields"]) == 2 and not s.get("join")} for t, s in meta["tasks"].items()}
+        unk, mask = _special(folder, tokenizer_json)
+        encoder, info = fast_ids(tokenizer_json, settings["max_length"], unk, check_texts)
+        return cls(weights, settings, tasks, encoder, info, mask)
+
+    # ---- serving ----------------------------------------------------------------------------------
+    def encode(self, texts: list[str]) -> Ragged:
+        """Ids of raw texts; the augmentation's mask reads as the tokenizer's own (SubwordTokens)."""
+        if self.mask != AUG_MASK:
+            texts = [t.replace(AUG_MASK, self.mask) for t in texts]
+        return self.encoder(texts)
+
+    def sentences(self, ragged: Ragged) -> np.ndarray:
+        """(n, dim) pooled vectors: StaticStudent.sentence on unpadded ids."""
+        ids, starts = ragged.ids, ragged.starts()
+        if self.weight is None:
+            sums = _bag_sums(self.table, ids, starts, np.ones(len(ids), np.float32))
+            pooled = sums / ragged.lengths[:, None].astype(np.float32)
+        else:
+            w = self.weight[ids]
+            sums = _bag_sums(self.table, ids, starts, w)
+            den = np.add.reduceat(w, starts[:-1]) if len(ids) else np.zeros(0, np.float32)
+            pooled = sums / np.maximum(den, 1e-6)[:, None]
+        if self.bigram is None:
+            return pooled
+        return pooled + self._bigrams(ids, ragged.lengths, starts)
+
+    def _bigrams(self, ids: np.ndarray, lengths: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """Mean of the hashed adjacent-pair vectors of each text (zero for a one-token text)."""
+        keep = np.ones(max(len(ids) - 1, 0), dtype=bool)
+        keep[starts[1:-1] - 1] = False  # a pair across two texts
+        pairs = np.remainder(ids[:-1] * PRIME + ids[1:], self.buckets)[keep]
+        counts = lengths - 1
+        pstarts = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(counts, out=pstarts[1:])
+        sums = _bag_sums(self.bigram, pairs, pstarts, np.ones(len(pairs), np.float32))  # type: ignore[arg-type]
+        return sums / np.maximum(counts, 1)[:, None].astype(np.float32)
+
+    def logits(self, task: str, columns: Sequence[Sequence[str]], batch_size: int | None = None) -> np.ndarray:
+        """(n, outputs) logits of `task` for n texts (pairs: two columns), in input order."""
+        if task not in self.heads:
+            raise MkdError(f"this static student has no head for task '{task}'", f"use one of: {', '.join(self.heads)}")
+        n = len(columns[0])
+        if batch_size and n > batch_size:
+            return np.concatenate([self.logits(task, [c[i: i + batch_size] for c in columns])
+                                   for i in range(0, n, batch_size)])
+        if self.tasks[task]["is_pair"]:
+            both = self.sentences(self.encode([*columns[0], *columns[1]]))
+            u, v = both[:n], both[n:]
+            x = np.concatenate([u, v, np.abs(u - v), u * v], axis=1)
+        else:
+            x = self.sentences(self.encode(list(columns[0])))
+        layers = self.heads[task]
+        for i, (w, b) in enumerate(layers):
+            x = x @ w + b
+            if i < len(layers) - 1:
+                np.maximum(x, 0.0, out=x)
+        return x
+
+
+def _special(folder: Path, tokenizer_json: str) -> tuple[int, str]:
+    """(unknown token id, mask token) as SubwordTokens reads them from a saved tokenizer: the
+    tokenizer_config's tokens; no unknown token means the pad id, no mask the unknown token."""
+    config_path = folder / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+
+    def token(key: str) -> str | None:
+        value = config.get(key)
+        return value.get("content") if isinstance(value, dict) else value
+
+    model = json.loads(tokenizer_json).get("model", {})
+    unk = token("unk_token") or model.get("unk_token")
+    vocab = model.get("vocab")
+    ids = vocab if isinstance(vocab, dict) else {}
+    pad_id = ids.get(token("pad_token") or "", 0)
+    return ids.get(unk or "", pad_id), token("mask_token") or unk or ""
+
+
+def check_logits(served: StaticNumpy, model: Any, task: str, columns: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """Max |logits - PyTorch| and argmax agreement of the numpy path on these texts; refuses more than TOLERANCE."""
+    import torch
+
+    from mkd.tasks.task import Example
+
+    spec = model.specs[task]
+    examples = [Example(str(i), tuple(c[i] for c in columns)) for i in range(len(columns[0]))]
+    model.eval()
+    with torch.inference_mode():
+        want = model(task, model.encode(spec, examples).collate(range(len(examples)))).float().numpy()
+    got = served.logits(task, columns, batch_size=256)
+    diff = float(np.abs(want - got).max()) if len(got) else 0.0
+    same = float((want.argmax(1) == got.argmax(1)).mean()) if len(got) and want.shape[1] > 1 else 1.0
+    if diff > TOLERANCE:
+        raise MkdError(f"the numpy path's logits differ from PyTorch's by {diff:.2g} on task {task} "
+                       f"(more than {TOLERANCE})", "report it; serve this model with PyTorch or ONNX Runtime")
+    return {"max_abs_diff": diff, "argmax_agreement": same, "texts": len(got)}
