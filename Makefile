@@ -23,7 +23,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mkd fetch minilm-l6 glove-6b-50d spacy-en-md rt-snippets snli
-	$(BIN)/python -m pytest -q --timeout=900
+	# two workers: each test runs on one thread (tests/conftest.py), so two share a 2-core machine well
+	$(BIN)/python -m pytest -q --timeout=900 -n 2
 
 # The study of benchmarks/study/ (hours on 2 CPU cores; resumes where it stopped): every row and the
 # peers (the `study` extra), then one interleaved bench over all of them, the tables and the figures.
@@ -39,7 +40,7 @@ study-demo:
 # While you work: the unit tests only (no `real` or `slow` end-to-end tests); CI runs `make test` in full.
 test-fast: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -q --timeout=900 -m "not real and not slow"
+	$(BIN)/python -m pytest -q --timeout=900 -n 2 -m "not real and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
