@@ -95,6 +95,19 @@ def test_vectors_are_cached_in_the_runs_scratch_folder(teacher_dir, monkeypatch)
     assert torch.equal(make(teacher_dir).embedding.weight, first)
 
 
+def test_base_encoder_vectors_come_from_a_hugging_face_folder(teacher_dir, tmp_path, monkeypatch):
+    """vectors_from: base reads a Hugging Face folder (the encoder before refinement); its vectors are cached
+    under $MKD_HOME, not in the asset's folder. The tiny teacher is that encoder untrained: same vectors."""
+    monkeypatch.setenv("MKD_HOME", str(tmp_path / "home"))
+    bert = write_tiny_bert(tmp_path / "bert", hidden=16, seed=1)
+    base = make(bert, vectors_from="base")
+    assert base.embedding_info["source"] == "teacher-static (base)"
+    assert list((tmp_path / "home" / "teacher-vectors").glob("*.npy")) and not (tmp_path / ".work").exists()
+    torch.testing.assert_close(base.embedding.weight, make(teacher_dir).embedding.weight, atol=1e-5, rtol=0)
+    with pytest.raises(MkdError, match="vectors_from applies to teacher-static"):
+        make(teacher_dir, kind="bilstm", embeddings="random", vectors_from="base")
+
+
 def test_fast_token_ids_are_the_tokenizers(teacher_dir):
     from mkd.data.encode import AUG_MASK
 
@@ -246,6 +259,11 @@ def test_mkd_distill_finetune_and_predict_a_static_student(tmp_path, monkeypatch
     code, _, err = run_cli(monkeypatch, capsys, "finetune", "-c", recipe, *static)
     assert code == 0, err
     assert read_json(run / "static-finetuned" / "nli" / "mkd.json")["arch"] == "static"
+    monkeypatch.setenv("MKD_HOME", str(tmp_path / "home"))
+    base = ["--set", "student.folder=static-base", "--set", "student.vectors_from=base"]
+    code, _, err = run_cli(monkeypatch, capsys, "distill", "-c", recipe, *static, *base)
+    assert code == 0, err  # vectors from teacher.model (the tiny BERT), not from the run's teacher
+    assert read_json(run / "static-base" / "mkd.json")["settings"]["embeddings"]["source"] == "teacher-static (base)"
     code, out, _ = run_cli(monkeypatch, capsys, "predict", "--model", str(run / "static-finetuned" / "nli"),
                            "--task", "nli", "--json", "a cat sits ||| maybe a dog")
     assert code == 0 and json.loads(out)["label"] in SPECS["nli"].labels

@@ -103,6 +103,17 @@ def encoder_teacher(recipe: Recipe, run: Path) -> Path | None:
     return None
 
 
+def base_encoder(recipe: Recipe) -> Path:
+    """The encoder the run's teacher was refined from (teacher.model), for student.vectors_from: base."""
+    from mkd.models.pretrained import resolve
+
+    where = Path(resolve(recipe.teacher.model, recipe.fetch_missing))
+    if not where.is_dir():
+        raise MkdError(f"student.vectors_from is base, but teacher.model '{recipe.teacher.model}' is not on this "
+                       "machine", "give teacher.model as an asset name or a local folder, or use vectors_from: refined")
+    return where
+
+
 def _with_real_dims(recipe: Recipe, model: MkdModel) -> Recipe:
     """The recipe as saved beside a student: its embedding_dim is the one the model has (50 for
     GloVe-50d), not the setting for random vectors."""
@@ -132,7 +143,7 @@ def distill(recipe: Recipe, resume: bool = False, force: bool = False, restart: 
     tasks = load_recipe_tasks(recipe)
     labelled = _read(run, names)
     texts = (text for examples, _ in labelled.values() for ex in examples for text in ex.texts)
-    teacher = encoder_teacher(recipe, run)
+    teacher = base_encoder(recipe) if recipe.student.vectors_from == "base" else encoder_teacher(recipe, run)
     seed_everything(student_seed(recipe))  # random embeddings and initial weights: the same in every run
     model = build_student(recipe.student, {t: tasks[t].spec for t in names}, texts, teacher, recipe.fetch_missing)
     train = _transfer(model, tasks, labelled)

@@ -28,4 +28,7 @@ def build_student(cfg: StudentConfig, specs: dict[str, TaskSpec], texts_for_voca
     if cfg.bigram_buckets and cfg.type != "static":
         raise MkdError(f"student.bigram_buckets applies to the static student only, not to {cfg.type}",
                        "remove it, or use student.type static")
+    if cfg.vectors_from != "refined" and cfg.embeddings != "teacher-static":
+        raise MkdError(f"student.vectors_from applies to teacher-static vectors, not to {cfg.embeddings} embeddings",
+                       "remove it, or use student.embeddings teacher-static")
     return ARCHS.get(cfg.type).from_config(cfg, specs, texts_for_vocab, teacher_folder, fetch_missing)  # type: ignore[attr-defined]

@@ -166,7 +166,7 @@ class StaticStudent(MkdModel):
         else:
             vectors = teacher_vectors(teacher_folder, [[i] for i in range(n)], dim, (encoder, tokenizer))
             matrix = torch.from_numpy(vectors * sif_weights(counts)[:, None])
-            source = "teacher-static"
+            source = "teacher-static" if cfg.vectors_from == "refined" else f"teacher-static ({cfg.vectors_from})"
         matrix[tokens.pad_id] = 0.0
         info = {"source": source, "dim": dim, "words": n, "found": int((counts > 0).sum()), "coverage": 1.0}
         model = cls(specs, tokens, n, dim, cfg.hidden_size, cfg.pooling, cfg.head, cfg.dropout, cfg.max_length,

@@ -36,21 +36,40 @@ MAX_PIECES = 16  # a word longer than this in subword pieces is cut (its vector:
 
 
 def _cache_key(teacher_folder: Path, inputs: Sequence[Sequence[int]], dim: int) -> str:
-    weights = Path(teacher_folder) / "model.safetensors"
+    weights = Path(teacher_folder) / "model.safetensors"  # mkd teachers and base encoders alike (safetensors only)
     stat = weights.stat()
     h = hashlib.sha256(f"v1|{weights.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{dim}|".encode())
     h.update(json.dumps([list(x) for x in inputs]).encode())
     return h.hexdigest()[:24]
 
 
+def is_mkd_folder(folder: Path) -> bool:
+    return (Path(folder) / "mkd.json").is_file()
+
+
+def _cache_root(teacher_folder: Path) -> Path:
+    """An mkd teacher's vectors stay in its run (`.work/teacher-vectors/`); a base encoder's (a Hugging Face
+    folder, often a shared asset) in `$MKD_HOME/teacher-vectors/`, shared by every run on that encoder."""
+    if is_mkd_folder(teacher_folder):
+        return Path(teacher_folder).resolve().parent / ".work" / "teacher-vectors"
+    from mkd.assets import cache_dir
+
+    return cache_dir() / "teacher-vectors"
+
+
 def load_teacher_encoder(teacher_folder: Path) -> tuple[torch.nn.Module, object]:
-    """(encoder, fast tokenizer) of an mkd teacher folder (or any folder whose model has `.encoder`)."""
+    """(encoder, fast tokenizer) of an mkd teacher folder (or any folder whose model has `.encoder`), or of a
+    Hugging Face folder: the base encoder a teacher was refined from (student.vectors_from: base)."""
     from mkd.models.base import rebuild
     from mkd.models.teacher import TeacherModel  # noqa: F401  (registers "teacher")
 
     if not (Path(teacher_folder) / "model.safetensors").is_file():
         raise MkdError(f"no teacher weights in {teacher_folder} for teacher-distilled vectors",
                        "run mkd teach first, or choose glove-6b-50d, spacy-en-md or random embeddings")
+    if not is_mkd_folder(teacher_folder) and (Path(teacher_folder) / "config.json").is_file():
+        from mkd.models.pretrained import load_encoder
+
+        return load_encoder(str(teacher_folder))
     model = rebuild(teacher_folder)
     encoder, tokenizer = getattr(model, "encoder", None), getattr(model, "tokenizer", None)
     if encoder is None or tokenizer is None:
@@ -115,8 +134,7 @@ def teacher_vectors(teacher_folder: Path, inputs: Sequence[Sequence[int]], dim: 
                     encoder_and_tokenizer: tuple[torch.nn.Module, object] | None = None) -> np.ndarray:
     """PCA'd teacher vectors of `inputs` (lists of the teacher tokenizer's ids, no special tokens),
     cached in the run's scratch folder (the folder above the teacher's)."""
-    cache = Path(teacher_folder).resolve().parent / ".work" / "teacher-vectors" / \
-        f"{_cache_key(teacher_folder, inputs, dim)}.npy"
+    cache = _cache_root(teacher_folder) / f"{_cache_key(teacher_folder, inputs, dim)}.npy"
     if cache.is_file():
         try:
             return np.load(cache, allow_pickle=False)
