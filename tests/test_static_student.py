@@ -93,6 +93,8 @@ def test_vectors_are_cached_in_the_runs_scratch_folder(teacher_dir, monkeypatch)
 
     monkeypatch.setattr(tv, "encode_pieces", boom)
     assert torch.equal(make(teacher_dir).embedding.weight, first)
+    assert "vectors_from" not in StudentConfig().model_dump()  # unset: old fingerprints unchanged
+    assert StudentConfig(vectors_from="base").model_dump()["vectors_from"] == "base"
 
 
 def test_base_encoder_vectors_come_from_a_hugging_face_folder(teacher_dir, tmp_path, monkeypatch):
