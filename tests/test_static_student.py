@@ -93,6 +93,29 @@ def test_vectors_are_cached_in_the_runs_scratch_folder(teacher_dir, monkeypatch)
 
     monkeypatch.setattr(tv, "encode_pieces", boom)
     assert torch.equal(make(teacher_dir).embedding.weight, first)
+    assert "vectors_from" not in StudentConfig().model_dump()  # unset: old fingerprints unchanged
+    assert StudentConfig(vectors_from="base").model_dump()["vectors_from"] == "base"
+
+
+def test_base_encoder_vectors_come_from_a_hugging_face_folder(teacher_dir, tmp_path):
+    """vectors_from: base borrows only from the base encoder (a Hugging Face folder, the encoder before
+    refinement); its vectors are cached in the run's scratch folder, never in the asset's. The tiny teacher
+    is that encoder untrained: same vectors."""
+    from mkd.models.students import check_student
+    from mkd.models.students.borrow import EncoderSource, Source
+
+    bert = write_tiny_bert(tmp_path / "bert", hidden=16, seed=1)
+    cfg = StudentConfig(type="static", embeddings="teacher-static", embedding_dim=8, hidden_size=16, max_length=32,
+                        vectors_from="base")
+    assert check_student(cfg).sources == (Source.BASE,)
+    assert check_student(cfg.model_copy(update={"vectors_from": "refined"})).sources[0] is Source.RUN
+    torch.manual_seed(0)
+    base = build_student(cfg, SPECS, texts(), EncoderSource(Source.BASE, str(bert), cache_root=tmp_path / "run"))
+    assert base.embedding_info["source"] == "teacher-static (base)" and base.embedding_info["encoder"] == "base"
+    assert list((tmp_path / "run" / ".work" / "teacher-vectors").glob("*.npy"))
+    torch.testing.assert_close(base.embedding.weight, make(teacher_dir).embedding.weight, atol=1e-5, rtol=0)
+    with pytest.raises(MkdError, match="vectors_from applies to teacher-static"):
+        make(teacher_dir, kind="bilstm", embeddings="random", vectors_from="base")
 
 
 def test_fast_token_ids_are_the_tokenizers(teacher_dir):
@@ -246,6 +269,11 @@ def test_mkd_distill_finetune_and_predict_a_static_student(tmp_path, monkeypatch
     code, _, err = run_cli(monkeypatch, capsys, "finetune", "-c", recipe, *static)
     assert code == 0, err
     assert read_json(run / "static-finetuned" / "nli" / "mkd.json")["arch"] == "static"
+    monkeypatch.setenv("MKD_HOME", str(tmp_path / "home"))
+    base = ["--set", "student.folder=static-base", "--set", "student.vectors_from=base"]
+    code, _, err = run_cli(monkeypatch, capsys, "distill", "-c", recipe, *static, *base)
+    assert code == 0, err  # vectors from teacher.model (the tiny BERT), not from the run's teacher
+    assert read_json(run / "static-base" / "mkd.json")["settings"]["embeddings"]["source"] == "teacher-static (base)"
     code, out, _ = run_cli(monkeypatch, capsys, "predict", "--model", str(run / "static-finetuned" / "nli"),
                            "--task", "nli", "--json", "a cat sits ||| maybe a dog")
     assert code == 0 and json.loads(out)["label"] in SPECS["nli"].labels

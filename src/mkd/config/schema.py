@@ -200,7 +200,7 @@ class TransferConfig(Strict):
 
 
 class StudentConfig(WithNewKeys):
-    NEW_KEYS = ("bigram_buckets", "preset")
+    NEW_KEYS = ("bigram_buckets", "preset", "vectors_from")
     preset: str | None = Field(None, description="a named student (mkd.config.presets: static | small-bilstm | "
                                "mkd-lstm | transformer), expanded under the recipe's own keys; a recipe without "
                                "`student` gets the default preset")
@@ -213,6 +213,9 @@ class StudentConfig(WithNewKeys):
     embedding_dim: int | None = Field(
         None, ge=1, description="random embeddings' size (None: 300); teacher-static: the PCA width (None: the "
         "teacher's width for LSTM students, 256 for the static student); pretrained vectors bring their own")
+    vectors_from: Literal["refined", "base"] = Field(
+        "refined", description="teacher-static vectors: from the run's refined teacher encoder, or from the base "
+        "encoder it was refined from (teacher.model)")
     freeze_embeddings: bool = False
     hidden_size: int = Field(300, ge=1)
     num_layers: int = Field(1, ge=1)

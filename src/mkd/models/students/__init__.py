@@ -51,6 +51,9 @@ def check_student(cfg: StudentConfig, fetch_missing: bool = False) -> Borrow | N
                 f"the {', '.join(owners[:-1])} and {owners[-1]} students"
             raise MkdError(f"student.{key} applies to {which}, not to {cfg.type}",
                            f"remove it, or use student.type {owners[0]}")
+    if cfg.vectors_from != "refined" and cfg.embeddings != "teacher-static":
+        raise MkdError(f"student.vectors_from applies to teacher-static vectors, not to {cfg.embeddings} embeddings",
+                       "remove it, or use student.embeddings teacher-static")
     kind.check(cfg, fetch_missing)
     return kind.borrows(cfg)
 

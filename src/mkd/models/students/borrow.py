@@ -134,3 +134,9 @@ def load_teacher_encoder(teacher_folder: Path) -> tuple[Any, Any]:
         raise MkdError(f"{teacher_folder} holds a {model.arch}, not a transformer teacher",
                        "point the run at a teacher folder written by mkd teach")
     return encoder, tokenizer
+
+
+def vectors_sources(cfg: Any) -> tuple[Source, ...]:
+    """Where teacher-static vectors may come from: `student.vectors_from: base` narrows the sources to the
+    base encoder (teacher.model); `refined` (the default) keeps every source, refined teachers first."""
+    return (Source.BASE,) if getattr(cfg, "vectors_from", "refined") == "base" else AUTO

@@ -33,7 +33,7 @@ from mkd.data.batch import EncodedSplit
 from mkd.data.encode import AUG_MASK
 from mkd.errors import MkdError
 from mkd.models.base import ARCHS, MkdModel
-from mkd.models.students.borrow import Borrow, EncoderSource
+from mkd.models.students.borrow import Borrow, EncoderSource, vectors_sources
 from mkd.models.students.teacher_vectors import sif_weights, teacher_vectors
 from mkd.models.students.wordlevel import MLPHeads, SubwordTokens
 from mkd.tasks.task import Example, TaskSpec
@@ -67,7 +67,9 @@ class StaticStudent(MkdModel):
     @classmethod
     def borrows(cls, cfg: StudentConfig) -> Borrow:
         """Always an encoder's tokenizer; its token vectors too unless they are random."""
-        return Borrow("its token vectors" if cfg.embeddings == "teacher-static" else "its tokenizer")
+        if cfg.embeddings != "teacher-static":
+            return Borrow("its tokenizer")
+        return Borrow("its token vectors", vectors_sources(cfg))
 
     def __init__(self, specs: dict[str, TaskSpec], tokens: SubwordTokens, vocab_size: int, embedding_dim: int,
                  hidden_size: int = 300, pooling: str = "mean", head: str = "mlp", dropout: float = 0.1,
@@ -183,7 +185,7 @@ class StaticStudent(MkdModel):
         else:
             vectors = teacher_vectors(encoder, [[i] for i in range(n)], dim, (net, tokenizer))
             matrix = torch.from_numpy(vectors * sif_weights(counts)[:, None])
-            source = "teacher-static"
+            source = "teacher-static" if cfg.vectors_from == "refined" else f"teacher-static ({cfg.vectors_from})"
         matrix[tokens.pad_id] = 0.0
         info = {"source": source, "encoder": encoder.source.value, "dim": dim, "words": n,
                 "found": int((counts > 0).sum()), "coverage": 1.0}

@@ -21,7 +21,7 @@ from mkd.data.encode import AUG_MASK
 from mkd.errors import MkdError
 from mkd.models.base import MkdModel
 from mkd.models.dropout import Dropout, dropout
-from mkd.models.students.borrow import Borrow, EncoderSource
+from mkd.models.students.borrow import Borrow, EncoderSource, vectors_sources
 from mkd.models.students.embeddings import VECTORS, WIDTHS, check_source, teacher_matrix, word_matrix
 from mkd.models.students.vocab import WordVocab
 from mkd.tasks.task import Example, TaskSpec
@@ -186,7 +186,7 @@ class WordStudent(MkdModel):
         if cfg.embeddings == "teacher":
             return Borrow("its input embeddings and tokenizer (student.embeddings: teacher)")
         if cfg.embeddings == "teacher-static":
-            return Borrow("its word vectors (student.embeddings: teacher-static)")
+            return Borrow("its word vectors (student.embeddings: teacher-static)", vectors_sources(cfg))
         return None
 
     def __init__(self, specs: dict[str, TaskSpec], tokens: Tokens, vocab_size: int, embedding_dim: int,
