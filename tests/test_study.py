@@ -143,7 +143,7 @@ def test_a_tiny_study_runs_end_to_end(tmp_path):
     peers = [n for n in names if stored[n]["kind"] == "peer"]
     assert len(peers) == 2 or any("pip install" in why for why in skipped.values())  # fastText, model2vec (rt)
     for name in peers:  # trained on the tiny scale's own splits, hyper-parameters chosen on dev
-        entry = json.loads((runs / stored[name]["run"] / stored[name]["folder"] / "peer.json").read_text())
+        entry = json.loads((runs / stored[name]["run"] / stored[name]["folder"] / "baseline.json").read_text())
         assert entry["sizes"] == {"train": 48, "dev": 16, "test": 16} and len(entry["grid"]) >= 1
     for name in names:
         for seed in stored[name]["seeds"].values():
