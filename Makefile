@@ -23,8 +23,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mkd fetch minilm-l6 glove-6b-50d spacy-en-md rt-snippets snli
-	# two workers: each test runs on one thread (tests/conftest.py), so two share a 2-core machine well
-	$(BIN)/python -m pytest -q --timeout=900 -n 2 --durations=25
+	# two workers: each test runs on one thread (tests/conftest.py), so two share a 2-core machine well; one test
+	# at a time to whichever is free, the longest first (tests/conftest.py)
+	$(BIN)/python -m pytest -q --timeout=900 -n 2 --maxschedchunk 1 --durations=25
 
 # The study of benchmarks/study/ (hours on 2 CPU cores; resumes where it stopped): every row and the
 # peers (the `study` extra), then one interleaved bench over all of them, the tables and the figures.

@@ -77,6 +77,8 @@ def _table_rows(path: Path, text: str, delimiter: str) -> Iterator[Row]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     tsv = delimiter == "\t"
     spans: list[tuple[int, int]] = []  # (first, last line) of each CSV record read over several lines
+    bare: list[int] = []  # first lines of CSV records with a quote inside an unquoted field
+    lines = text.split("\n")
     start = 1  # the line where the record being read starts (a quoted field may span lines)
     rows = blank = 0
     try:
@@ -97,6 +99,8 @@ def _table_rows(path: Path, text: str, delimiter: str) -> Iterator[Row]:
                                f"{len(header)}" + _spanned(first, reader.line_num),
                                "quote fields that contain the delimiter, or fix the row")
             rows += 1
+            if not tsv and any('"' in c for c in row) and _bare_quote("\n".join(lines[first - 1:reader.line_num])):
+                bare.append(first)
             cells = [c.replace(mark, "\r") for c in row] if mark else row
             yield f"{path.name} line {first}", dict(zip(header, cells, strict=True))
     except csv.Error as e:
@@ -109,6 +113,32 @@ def _table_rows(path: Path, text: str, delimiter: str) -> Iterator[Row]:
         _say(f"{path.name}: {rows} rows on {reader.line_num - 1} lines after the header"
              + (f" ({blank} blank)" if blank else "")
              + f": {len(spans)} record(s) hold quoted line breaks (lines {shown})")
+    if bare:
+        shown = ", ".join(map(str, bare[:3])) + (", ..." if len(bare) > 3 else "")
+        _say(f"{path.name}: {len(bare)} row(s) hold a quote inside an unquoted field, kept as written "
+             f"(lines {shown}); if a row count looks wrong, check the quoting there")
+
+
+def _bare_quote(raw: str) -> bool:
+    """Whether a CSV record's text has a quote inside a field that does not open with one: the csv module
+    keeps it as text, but in a user's file it is mostly a broken quote that may have split or merged rows.
+    (Text after a closing quote is already an error: the reader is strict.)"""
+    quoted, start, i = False, True, 0
+    while i < len(raw):
+        c = raw[i]
+        if quoted:
+            if c == '"':
+                if raw.startswith('"', i + 1):
+                    i += 1
+                else:
+                    quoted = False
+        elif start and c == '"':
+            quoted = True
+        elif c == '"':
+            return True
+        start = not quoted and c in ",\n"
+        i += 1
+    return False
 
 
 def _lone_returns(text: str) -> tuple[str, str]:
