@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +37,6 @@ from mkd.serving.static_numpy import StaticNumpy, check_logits
 from mkd.serving.timing import measure
 from mkd.tasks import load_task
 
-sys.path.insert(0, str(Path(__file__).parent / "study"))
 FASTTEXT = {"epoch": 5, "lr": 0.5, "wordNgrams": 2, "dim": 100}  # from the study's grid
 
 
@@ -75,11 +73,11 @@ def small_bilstm(folder: Path | None, datas, scratch: Path):
     return load_model(scratch / "bilstm")
 
 
-def fasttext_runner(data, scratch: Path):
-    import peers
+def fasttext_runner(data):
+    """fastText as the run's baselines train it (mkd.baselines), at the study's best setting."""
+    from mkd.baselines.fasttext_baseline import FastTextBaseline
 
-    predict = peers.FastTextPeer.fit(data, scratch / f"fasttext-{data.spec.name}", FASTTEXT, 13)
-    return predict
+    return FastTextBaseline().fit(data, {**FASTTEXT, "bucket": 200_000}, 13).predict
 
 
 def serving_part(student, bilstm, bilstm_dir: Path, datas, args, scratch: Path) -> None:
@@ -102,7 +100,7 @@ def serving_part(student, bilstm, bilstm_dir: Path, datas, args, scratch: Path) 
             "static, PyTorch (tokenizers)": torch_runner(student, spec),
             "static, numpy + tokenizers": _numpy(slow, name, width),
             "static, numpy + tokie (fast path)": _numpy(fast, name, width),
-            "fastText supervised": fasttext_runner(data, scratch),
+            "fastText supervised": fasttext_runner(data),
             "small BiLSTM, PyTorch": torch_runner(bilstm, bilstm.specs[name]),
             "small BiLSTM, ONNX + tokenizers": onnx_runner(OnnxModel(graph, "fp32", 1), bilstm.specs[name]),
             "small BiLSTM, ONNX + regex batches": onnx_runner(OnnxModel(graph, "fp32", 1, texts_of(dev)),

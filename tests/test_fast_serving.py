@@ -189,3 +189,19 @@ def test_a_word_level_export_serves_with_regex_batches_only_when_recorded(tmp_pa
                                     if k != "fast_tokenizer"}))  # an export made before the check existed
     old = OnnxModel(tmp_path / "onnx")
     assert old.fast is None and "records no check" in old.fast_info["note"]
+
+
+def test_the_fast_serving_benchmark_trains_its_fasttext_peer_with_the_product_code():
+    """benchmarks/fast_serving.py's fastText comes from mkd.baselines (the study's old peer class is gone)."""
+    from mkd.baselines import missing_extra
+    from mkd.tasks.task import TaskData
+
+    if why := missing_extra("fasttext"):
+        pytest.skip(why)
+    from benchmarks.fast_serving import fasttext_runner
+
+    spec = next(s for s in SPECS.values() if not s.is_pair)
+    items = make_examples(spec, 90, 0)
+    data = TaskData(spec, {"train": items[:60], "dev": items[60:75], "test": items[75:]})
+    predicted = fasttext_runner(data)(data.split("test"))
+    assert len(predicted) == 15 and set(predicted) <= set(range(len(spec.labels)))
