@@ -220,10 +220,15 @@ transfer:
         - {kind: hf, path: ./models/topic-classifier}
 student: {type: static, embeddings: teacher-static, pooling: weighted}   # the demo's student
 """
-"""The recipe of the docs' worked example, word for word (/work/notes/docs-25.md: "Bring your own teachers")."""
+"""The recipe of the docs' worked example, word for word (docs/teachers.md, "Bring your own teachers")."""
 TINY = ["teacher.model=models/encoder",  # a tiny random BERT stands in for minilm-l6
         "transfer.augment.n_iter=1", "distill.train.max_steps=3", "distill.train.batch_size=16",
         "bench.enabled=false"]
+
+
+def test_the_worked_example_recipe_is_the_documented_one_word_for_word():
+    docs = (Path(__file__).parents[1] / "docs" / "teachers.md").read_text(encoding="utf-8")
+    assert BYO in docs
 
 
 def _byo_files(folder: Path) -> None:

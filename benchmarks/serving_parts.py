@@ -1,0 +1,134 @@
+"""Where serving time goes (prints figures; not a test).
+
+(a) The static student's numpy path on each task of a run, per example, one thread, batches of 32 dev
+    examples: the token ids (tokie where exact), the pooled vectors (bag sums), the head, and the whole
+    `StaticNumpy.logits` call; and the head's first layer in numpy against PyTorch fp32 and bf16 (why
+    the numpy path keeps fp32: its logits must stay within 1e-4 of PyTorch's).
+(b) `--bench-stage`: the run's bench stage (`bench_stage(force=True)`: it measures the run again and
+    rewrites its bench folder) under cProfile, in seconds: the ONNX exports with their gates, the
+    interleaved timing, the per-path checks, loading the models, and the whole stage.
+
+    OMP_NUM_THREADS=1 python benchmarks/serving_parts.py runs/demo
+    python benchmarks/serving_parts.py runs/demo --bench-stage
+Run from the folder that holds runs/ (a recipe's `source: files` paths are relative to it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mkd.config import load_recipe
+from mkd.serving.fast_bench import texts_of
+from mkd.serving.static_numpy import StaticNumpy
+from mkd.tasks import load_recipe_tasks
+
+BATCH = 32
+
+
+def per_example_us(fn, batches: list, reps: int) -> float:
+    fn(batches[0])
+    start = time.perf_counter()
+    for _ in range(reps):
+        for b in batches:
+            fn(b)
+    return (time.perf_counter() - start) / (reps * len(batches) * BATCH) * 1e6
+
+
+def head(served: StaticNumpy, task: str):
+    def run(x: np.ndarray) -> np.ndarray:
+        for i, (w, b) in enumerate(served.heads[task]):
+            x = x @ w + b
+            if i < len(served.heads[task]) - 1:
+                np.maximum(x, 0.0, out=x)
+        return x
+    return run
+
+
+def static_parts(run: Path, reps: int) -> None:
+    recipe = load_recipe(run / "recipe.yaml")
+    print(f"(a) the static student's numpy path, us per example, one thread, batches of {BATCH}")
+    for name, data in load_recipe_tasks(recipe).items():
+        task_parts(run / "student", name, data.split("dev"), reps)
+
+
+def task_parts(student: Path, name: str, dev: list, reps: int) -> None:
+    served = StaticNumpy.from_folder(student, texts_of(dev))
+    width = 2 if served.tasks[name]["is_pair"] else 1
+    n = len(dev) - len(dev) % BATCH
+    batches = [[[e.texts[i] for e in dev[s: s + BATCH]] for i in range(width)] for s in range(0, n, BATCH)]
+    flat = [[t for col in b for t in col] for b in batches]
+    ragged = [served.encode(f) for f in flat]
+    pooled = [served.sentences(r) for r in ragged]
+    features = [p if width == 1 else
+                np.concatenate([p[:BATCH], p[BATCH:], np.abs(p[:BATCH] - p[BATCH:]), p[:BATCH] * p[BATCH:]], 1)
+                for p in pooled]
+    run_head = head(served, name)
+    parts = {
+        "token ids": per_example_us(served.encode, flat, reps),
+        "bag sums (pooled vectors)": per_example_us(served.sentences, ragged, reps),
+        "head": per_example_us(run_head, features, reps),
+        "whole logits call": per_example_us(lambda b: served.logits(name, b), batches, reps),
+    }
+    tokenizer = served.tokenizer_info.get("tokenizer")
+    print(f"  {name} ({n} dev examples, {tokenizer}; first layer {served.heads[name][0][0].shape}):")
+    for part, us in parts.items():
+        print(f"    {part:28s} {us:7.2f} us  ({1e6 / us:10,.0f} ex/s alone)")
+    first_layer(served.heads[name][0][0], features[0])
+
+
+def first_layer(w: np.ndarray, x: np.ndarray) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+    timings = {"numpy fp32": lambda: x @ w, "torch fp32": lambda: xt @ wt,
+               "torch bf16": lambda b=xt.bfloat16(), v=wt.bfloat16(): b @ v}
+    figures = []
+    for name, fn in timings.items():
+        fn()
+        start = time.perf_counter()
+        for _ in range(2000):
+            fn()
+        figures.append(f"{name} {(time.perf_counter() - start) / 2000 * 1e6:.0f} us")
+    print(f"    first layer, {x.shape[0]} x {w.shape[0]} x {w.shape[1]}: {', '.join(figures)}")
+
+
+PARTS = {"ONNX exports with their gates": "export_onnx", "interleaved timing": "measure",
+         "per-path checks": "path_checks", "loading models": "load_model"}
+
+
+def bench_stage_parts(run: Path) -> None:
+    from mkd.stages.pipeline import bench_stage
+
+    recipe = load_recipe(run / "recipe.yaml")
+    profile = cProfile.Profile()
+    start = time.perf_counter()
+    profile.runcall(bench_stage, recipe, True)
+    total = time.perf_counter() - start
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    print(f"(b) the bench stage of {run}, under cProfile: {total:.1f} s in all")
+    for label, func in PARTS.items():
+        cum = max((v[3] for (path, _, name), v in stats.items() if name == func and "mkd" in path), default=0.0)
+        print(f"  {label:32s} {cum:6.1f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="a run folder with a static student (e.g. runs/demo)")
+    parser.add_argument("--reps", type=int, default=30, help="passes over the dev batches per figure")
+    parser.add_argument("--bench-stage", action="store_true", help="profile the run's bench stage instead")
+    args = parser.parse_args()
+    if args.bench_stage:
+        bench_stage_parts(args.run)
+    else:
+        static_parts(args.run, args.reps)
+
+
+if __name__ == "__main__":
+    main()
