@@ -2,8 +2,9 @@
 
 (a) The static student's numpy path on each task of a run, per example, one thread, batches of 32 dev
     examples: the token ids (tokie where exact), the pooled vectors (bag sums), the head, and the whole
-    `StaticNumpy.logits` call; and the head's first layer in numpy against PyTorch fp32 and bf16 (why
-    the numpy path keeps fp32: its logits must stay within 1e-4 of PyTorch's).
+    `StaticNumpy.logits` call; the head's first layer in numpy against PyTorch fp32 and bf16 (why
+    the numpy path keeps fp32: its logits must stay within 1e-4 of PyTorch's); and the whole call with
+    the first layer folded into the token table (as it serves) against the same arithmetic unfolded.
 (b) `--bench-stage`: the run's bench stage (`bench_stage(force=True)`: it measures the run again and
     rewrites its bench folder) under cProfile, in seconds: the ONNX exports with their gates, the
     interleaved timing, the per-path checks, loading the models, and the whole stage.
@@ -80,6 +81,30 @@ def task_parts(student: Path, name: str, dev: list, reps: int) -> None:
     for part, us in parts.items():
         print(f"    {part:28s} {us:7.2f} us  ({1e6 / us:10,.0f} ex/s alone)")
     first_layer(served.heads[name][0][0], features[0])
+    folded_against_unfolded(served, name, batches, width, run_head, reps)
+
+
+def folded_against_unfolded(served: StaticNumpy, name: str, batches: list, width: int, run_head, reps: int,
+                            rounds: int = 7) -> None:
+    """The whole call as it serves (first layer folded into the token table) against the same arithmetic
+    unfolded (pooled vectors, then every head layer, as before the fold), in interleaved rounds."""
+    def unfolded(b: list) -> np.ndarray:
+        p = served.sentences(served.encode([t for col in b for t in col]))
+        if width == 2:
+            n = len(b[0])
+            p = np.concatenate([p[:n], p[n:], np.abs(p[:n] - p[n:]), p[:n] * p[n:]], 1)
+        return run_head(p)
+
+    got = np.concatenate([served.logits(name, b) for b in batches])
+    want = np.concatenate([unfolded(b) for b in batches])
+    speeds: dict[str, list[float]] = {"folded": [], "unfolded": []}
+    for _ in range(rounds):
+        speeds["folded"].append(1e6 / per_example_us(lambda b: served.logits(name, b), batches, reps))
+        speeds["unfolded"].append(1e6 / per_example_us(unfolded, batches, reps))
+    med = {k: float(np.median(v)) for k, v in speeds.items()}
+    print(f"    whole call, {rounds} interleaved rounds: folded {med['folded']:,.0f} ex/s, unfolded "
+          f"{med['unfolded']:,.0f} ex/s ({med['folded'] / med['unfolded']:.2f}x); max |logits diff| "
+          f"{np.abs(got - want).max():.1e}, argmax agreement {(got.argmax(1) == want.argmax(1)).mean():.4f}")
 
 
 def first_layer(w: np.ndarray, x: np.ndarray) -> None:

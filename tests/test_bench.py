@@ -74,6 +74,39 @@ def test_identical_models_are_measured_once_and_every_path_has_a_spread(three, m
         assert all(c["examples"] == 8 and 0 <= c["score"] <= 100 and "passed" in c for c in checks.values())
 
 
+def test_path_checks_reuse_the_export_gates_logits_only_on_the_same_texts():
+    """The bench texts open the gate's texts: a path whose logits the gates computed is not run again, and
+    its agreement and score come from those logits; other texts mean every path runs."""
+    import numpy as np
+
+    from mkd.serving.bench import path_checks
+
+    spec = SPECS["sent"]
+    examples = make_examples(spec, 6, 3)
+    gate = [*examples, *make_examples(spec, 4, 4)]
+    width = len(spec.labels)
+    calls: list[str] = []
+
+    def runner(name: str, shift: float):
+        def run(part):
+            calls.append(name)
+            out = np.zeros((len(part), width), np.float32)
+            out[:, 0] = shift
+            return out
+        return run
+
+    runners = {"m@torch_fp32": runner("m@torch_fp32", 1.0), "m@onnx_int8": runner("m@onnx_int8", 1.0)}
+    known = np.zeros((len(gate), width), np.float32)
+    known[:, 1] = 1.0  # the gate's int8 logits pick label 1 everywhere: agreement 0 with PyTorch fp32
+    checks = path_checks(runners, examples, spec, 4, {"m@onnx_int8": known}, gate)
+    assert calls and set(calls) == {"m@torch_fp32"}
+    assert checks["m@onnx_int8"]["agreement"] == 0.0 and not checks["m@onnx_int8"]["passed"]
+    calls.clear()
+    other = make_examples(spec, 6, 5)
+    checks = path_checks(runners, other, spec, 4, {"m@onnx_int8": known}, gate)
+    assert set(calls) == {"m@torch_fp32", "m@onnx_int8"} and checks["m@onnx_int8"]["agreement"] == 1.0
+
+
 def test_a_path_under_its_gate_never_counts_as_the_speed(monkeypatch):
     """The fastest path agrees with PyTorch fp32 on too few texts on one task: the next fastest counts,
     and the summary says why the other did not."""

@@ -108,7 +108,7 @@ def test_numpy_path_gives_pytorch_logits(teacher_dir, tmp_path, variant):
 def test_check_logits_refuses_a_numpy_path_that_drifts(teacher_dir):
     model = student(teacher_dir)
     served = StaticNumpy.from_model(model, texts())
-    served.table = served.table + 0.01
+    served.folded["sent"].tables[0] += 0.01  # the table the single-text head reads
     with pytest.raises(MkdError, match="differ from PyTorch"):
         check_logits(served, model, "sent", [["good movie", "bad plot"]])
     with pytest.raises(MkdError, match="no head for task 'nope'"):

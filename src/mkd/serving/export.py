@@ -88,7 +88,8 @@ def _too_far(what: str, task: str, diff: float) -> MkdError:
 # ---- ONNX ----------------------------------------------------------------------------------------
 def export_onnx(folder: str | Path, out: str | Path | None = None,
                 examples: dict[str, list[Example]] | None = None, quantize: str | None = None,
-                int8_agreement: float | None = None, model: MkdModel | None = None) -> dict[str, Any]:
+                int8_agreement: float | None = None, model: MkdModel | None = None,
+                logits: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """`<out>/model.onnx` (default out: `<folder>/onnx`): one graph for every task, tokenizer.json and
     export.json (inputs, outputs, labels, checks); `quantize="int8"` adds model.int8.onnx, refused below
     `int8_agreement` argmax agreement with PyTorch on dev (default 0.99; a study that measures the int8
@@ -106,7 +107,8 @@ def export_onnx(folder: str | Path, out: str | Path | None = None,
     given = {t: list(examples.get(t) or []) for t in model.specs}
     with atomic_dir(out) as tmp:
         body = export_graph(model, tmp, {t: given[t] or probe_examples(model.specs[t]) for t in given},
-                            quantize == "int8", *(() if int8_agreement is None else (int8_agreement,)))
+                            quantize == "int8", *(() if int8_agreement is None else (int8_agreement,)),
+                            logits=logits)
         for t, info in body["tasks"].items():
             info["checked_on"] = "dev" if given[t] else "probe texts"
         doc = {"format": "onnx", "source": str(folder), "arch": model.arch, "settings": model.settings(),

@@ -18,6 +18,7 @@ from mkd.models.base import MkdModel
 from mkd.tasks.task import Example
 
 NUMPY = "numpy"
+GATE_LOGITS = "gate_logits"
 
 
 def texts_of(examples: Sequence[Any]) -> list[str]:
@@ -105,7 +106,8 @@ def onnx_export_for(folder: Path, scratch: Path, examples: dict[str, list[Exampl
                     model: MkdModel | None = None) -> tuple[Path, dict[str, Any]]:
     """The folder's own ONNX export when it was made from these weights, else a fresh one made once with
     an int8 graph whose agreement is recorded per task; "int8" lists the tasks where it passes the
-    export's gate, "int8_error" says why not for the others."""
+    export's gate, "int8_error" says why not for the others. A fresh export's gate logits ride along under
+    GATE_LOGITS ({task: {path: logits of the gate examples}}): the bench's path checks reuse them."""
     from mkd.serving.export import export_onnx, weights_digest
     from mkd.serving.runtime import read_manifest
 
@@ -114,6 +116,8 @@ def onnx_export_for(folder: Path, scratch: Path, examples: dict[str, list[Exampl
         doc = read_manifest(saved)
         if doc.get("weights_sha256") == weights_digest(folder):
             return saved, {"graph": str(saved / doc["graph"]), "int8": int8_tasks(doc)[0]}
-    doc = export_onnx(folder, scratch, examples, quantize="int8", int8_agreement=0.0, model=model)
+    logits: dict[str, dict[str, Any]] = {}
+    doc = export_onnx(folder, scratch, examples, quantize="int8", int8_agreement=0.0, model=model, logits=logits)
     ok, why = int8_tasks(doc)
-    return scratch, {"graph": "exported for the benchmark", "int8": ok, **({"int8_error": why} if why else {})}
+    return scratch, {"graph": "exported for the benchmark", "int8": ok, **({"int8_error": why} if why else {}),
+                     GATE_LOGITS: logits}

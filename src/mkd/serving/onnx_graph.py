@@ -218,8 +218,10 @@ def torch_logits(model: MkdModel, task: str, examples: Sequence[Example], batch_
 
 
 def export_graph(model: MkdModel, tmp: Path, examples: dict[str, list[Example]], int8: bool,
-                 int8_agreement: float = INT8_AGREEMENT) -> dict[str, Any]:
-    """Write model.onnx (and model.int8.onnx), tokenizer.json; check them; return export.json's body."""
+                 int8_agreement: float = INT8_AGREEMENT, logits: dict[str, dict[str, Any]] | None = None
+                 ) -> dict[str, Any]:
+    """Write model.onnx (and model.int8.onnx), tokenizer.json; check them; return export.json's body.
+    `logits` (when given) receives each task's gate logits: {task: {torch_fp32, onnx_fp32, onnx_int8}}."""
     model.eval()
     names, batches = _sample(model, examples)
     tasks = sorted(model.specs)
@@ -265,7 +267,10 @@ def export_graph(model: MkdModel, tmp: Path, examples: dict[str, list[Example]],
         gate = given[:GATE_EXAMPLES]
         want = wants[t] = torch_logits(model, t, gate) if gate else None
         if want is not None:
-            diff = max(diff, float(np.abs(ort_logits(fp32, doc, tokenizer, t, gate) - want).max()))
+            got = ort_logits(fp32, doc, tokenizer, t, gate)
+            diff = max(diff, float(np.abs(got - want).max()))
+            if logits is not None:
+                logits[t] = {"torch_fp32": want, "onnx_fp32": got}
         if diff > TOLERANCE:
             raise MkdError(f"the ONNX export of task {t} differs from PyTorch by {diff:.2e} (> {TOLERANCE:g})",
                            "report it with the model's mkd.json; the PyTorch model folder is unaffected")
@@ -276,13 +281,13 @@ def export_graph(model: MkdModel, tmp: Path, examples: dict[str, list[Example]],
     doc["fast_tokenizer"] = export_check(doc, tmp, [x for t in tasks for e in examples[t] for x in e.texts])
     if int8:
         doc["int8_graph"] = INT8_GRAPH
-        gated_int8(model, tmp, doc, tokenizer, examples, int8_agreement, wants)
+        gated_int8(model, tmp, doc, tokenizer, examples, int8_agreement, wants, logits)
     return doc
 
 
 def gated_int8(model: MkdModel, tmp: Path, doc: dict[str, Any], tokenizer: Any,
                examples: dict[str, list[Example]], int8_agreement: float,
-               wants: dict[str, np.ndarray] | None = None) -> None:
+               wants: dict[str, np.ndarray] | None = None, logits: dict[str, dict[str, Any]] | None = None) -> None:
     """Write the int8 graph that passes the gate on every task, first choice first (INT8_OPS): a graph
     whose int8 LSTMs fall under the gate gets its matrix products alone quantized, and export.json says
     why in "int8_first_try". Raises the gate's MkdError, naming every task under it, when no choice passes."""
@@ -291,8 +296,9 @@ def gated_int8(model: MkdModel, tmp: Path, doc: dict[str, Any], tokenizer: Any,
     for i, ops in enumerate(choices):
         quantize(tmp / GRAPH, tmp / INT8_GRAPH, ops)
         q = session(tmp / INT8_GRAPH, torch.get_num_threads())
+        got: dict[str, np.ndarray] = {}
         gates = {t: int8_gate(model, q, doc, tokenizer, t, examples[t][:GATE_EXAMPLES], int8_agreement,
-                              (wants or {}).get(t)) for t in sorted(model.specs)}
+                              (wants or {}).get(t), got) for t in sorted(model.specs)}
         refused = int8_refusal(gates, int8_agreement)
         if refused is not None:
             if i == len(choices) - 1:
@@ -302,27 +308,35 @@ def gated_int8(model: MkdModel, tmp: Path, doc: dict[str, Any], tokenizer: Any,
         doc["int8_ops"] = list(ops)
         for t, gate in gates.items():
             doc["tasks"][t]["int8"] = gate
+            if logits is not None and t in logits:
+                logits[t]["onnx_int8"] = got[t]
         return
 
 
 def ort_logits(sess: Any, doc: dict[str, Any], tokenizer: Any, task: str, examples: Sequence[Example],
                batch_size: int = 64) -> np.ndarray:
-    """Logits of an ONNX session on raw examples, tokenized by tokenizer.json (as a server would)."""
+    """Logits of an ONNX session on raw examples, tokenized by tokenizer.json (as a server would), in the
+    examples' order; batches of similar lengths (less padding: the gates cost a third less)."""
     width = len(examples[0].texts)
+    order = (sorted(range(len(examples)), key=lambda i: sum(len(t) for t in examples[i].texts)) if batch_size > 1
+             else list(range(len(examples))))
     parts = []
     for start in range(0, len(examples), batch_size):
-        part = examples[start: start + batch_size]
+        part = [examples[i] for i in order[start: start + batch_size]]
         columns = [[e.texts[i] for e in part] for i in range(width)]
         parts.append(sess.run([f"logits_{task}"], feeds(doc, tokenizer, columns))[0])
-    return np.concatenate(parts)
+    joined = np.concatenate(parts)
+    out = np.empty_like(joined)
+    out[np.asarray(order, dtype=np.int64)] = joined
+    return out
 
 
 def int8_gate(model: MkdModel, q: Any, doc: dict[str, Any], tokenizer: Any, task: str,
               examples: Sequence[Example], threshold: float = INT8_AGREEMENT,
-              want: np.ndarray | None = None) -> dict[str, Any]:
+              want: np.ndarray | None = None, keep: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Agreement of the int8 graph with PyTorch fp32 on dev; below `threshold` (INT8_AGREEMENT) "refused"
     holds it unrounded, for int8_refusal to name every such task at once. `want`: PyTorch's logits of
-    these examples, when the fp32 gate computed them."""
+    these examples, when the fp32 gate computed them; `keep` receives the int8 logits under the task's name."""
     spec = model.specs[task]
     examples = list(examples)
     if not examples:
@@ -330,6 +344,8 @@ def int8_gate(model: MkdModel, q: Any, doc: dict[str, Any], tokenizer: Any, task
     if want is None or len(want) != len(examples):
         want = torch_logits(model, task, examples)
     got = ort_logits(q, doc, tokenizer, task, examples, batch_size=1)  # as it serves (runtime.OnnxModel)
+    if keep is not None:
+        keep[task] = got
     out: dict[str, Any] = {"max_abs_diff": float(np.abs(got - want).max()), "examples": len(examples)}
     if spec.type != "classification":
         return out
