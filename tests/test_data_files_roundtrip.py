@@ -200,3 +200,23 @@ def test_a_quote_inside_an_unquoted_csv_field_is_kept_and_said(folder):
     got, said = _read(path)
     assert [r["text"] for r in got] == ['Umaga ready for "fearsome" Lions', "quoted, fine"]
     assert len(said) == 1 and "1 row(s) hold a quote inside an unquoted field" in said[0] and "lines 2" in said[0]
+
+
+def test_inside_read_once_a_task_is_read_once_and_each_load_gets_its_own_lists(tmp_path):
+    from mkd.tasks import files, read_once
+
+    _news(tmp_path / "news.tsv", opening_quote=False)
+    cfg = TaskConfig(name="news", source="files", train=str(tmp_path / "news.tsv"), text_fields=["title"],
+                     label_field="topic", type="classification", labels=list(TOPICS))
+    with mock.patch.object(files, "_rows", wraps=files._rows) as reads:
+        load_task(cfg), load_task(cfg)
+        outside = reads.call_count
+        reads.reset_mock()
+        with read_once():
+            first = load_task(cfg)
+            first.split("train").clear()
+            second = load_task(cfg)
+        assert reads.call_count == outside // 2 > 0  # one load's reads, not two
+        assert first.sizes() != second.sizes() and sum(second.sizes().values()) == 300
+        load_task(cfg)
+        assert reads.call_count == outside  # after it, the files are read again

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -205,3 +207,29 @@ def test_the_fast_serving_benchmark_trains_its_fasttext_peer_with_the_product_co
     data = TaskData(spec, {"train": items[:60], "dev": items[60:75], "test": items[75:]})
     predicted = fasttext_runner(data)(data.split("test"))
     assert len(predicted) == 15 and set(predicted) <= set(range(len(spec.labels)))
+
+
+@pytest.mark.parametrize("kernel", ["scipy kernel", "csr_matrix fallback"])
+def test_bag_sums_read_rows_from_any_offset(kernel, monkeypatch):
+    """The pair path pools its second texts from the middle of the batch's ids: row offsets need not start at 0."""
+    from scipy.sparse import _sparsetools
+
+    from mkd.serving.static_numpy import _bag_sums
+
+    if kernel != "scipy kernel":  # a private kernel that would refuse offsets not from 0: the fallback rebases them
+        real = _sparsetools.csr_matvecs
+
+        def refuse(*args):
+            if args[3][0] != 0:
+                raise ValueError("row offsets must start at 0")
+            return real(*args)
+
+        monkeypatch.setattr(_sparsetools, "csr_matvecs", refuse)
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((50, 4)).astype(np.float32)
+    ids = rng.integers(0, 50, 12)
+    weights = rng.random(12).astype(np.float32)
+    starts = np.array([0, 3, 4, 9, 12])
+    want = np.stack([(weights[a:b, None] * table[ids[a:b]]).sum(0) for a, b in itertools.pairwise(starts)])
+    np.testing.assert_allclose(_bag_sums(table, ids, starts, weights), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_bag_sums(table, ids, starts[2:], weights), want[2:], rtol=1e-5, atol=1e-6)

@@ -38,7 +38,8 @@ def _softplus(x: np.ndarray) -> np.ndarray:
 
 
 def _bag_sums(table: np.ndarray, ids: np.ndarray, starts: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Row r: sum over its ids of weights * table[id] (rows given by starts, len n + 1)."""
+    """Row r: sum over ids[starts[r]: starts[r + 1]] of weights * table[id] (starts: n + 1 offsets into ids,
+    from any first one)."""
     n, dim = len(starts) - 1, table.shape[1]
     out = np.zeros((n, dim), dtype=np.float32)
     try:  # the kernel csr_matrix @ dense runs, without building (and checking) a matrix per batch
@@ -48,7 +49,9 @@ def _bag_sums(table: np.ndarray, ids: np.ndarray, starts: np.ndarray, weights: n
     except (ImportError, AttributeError, TypeError, ValueError):
         from scipy.sparse import csr_matrix
 
-        out = np.asarray(csr_matrix((weights, ids, starts), shape=(n, table.shape[0])) @ table, dtype=np.float32)
+        a, b = int(starts[0]), int(starts[-1])
+        rows = csr_matrix((weights[a:b], ids[a:b], starts - a), shape=(n, table.shape[0]))
+        out = np.asarray(rows @ table, dtype=np.float32)
     return out
 
 
@@ -126,15 +129,9 @@ class StaticNumpy:
             return np.concatenate([self.logits(task, [c[i: i + batch_size] for c in columns])
                                    for i in range(0, n, batch_size)])
         fold = self.folded[task]
-        if fold.pair:
-            ids, lengths = self.encode([*columns[0], *columns[1]])
-            m = int(lengths[:n].sum())
-            first = _Pool(ids[:m], lengths[:n], self.weight, self.buckets)
-            second = _Pool(ids[m:], lengths[n:], self.weight, self.buckets)
-            x = fold.pair_layer(first, second, self.table, self.bigram)
-        else:
-            ragged = self.encode(list(columns[0]))
-            x = fold.single_layer(_Pool(ragged.ids, ragged.lengths, self.weight, self.buckets))
+        ragged = self.encode([*columns[0], *columns[1]] if fold.pair else list(columns[0]))
+        pool = _Pool(ragged.ids, ragged.lengths, self.weight, self.buckets)
+        x = fold.pair_layer(pool, n, self.table, self.bigram) if fold.pair else fold.single_layer(pool)
         rest = self.heads[task][1:]
         for w, b in rest:
             np.maximum(x, 0.0, out=x)
@@ -165,13 +162,16 @@ class _Pool:
             np.cumsum(counts, out=self.pstarts[1:])
             self.pcounts = np.maximum(counts, 1).astype(np.float32)
 
-    def of(self, table: np.ndarray, bigram: np.ndarray | None = None) -> np.ndarray:
-        """(n, table width): each text's pooled rows of `table` (and of `bigram`, the hashed pairs' table)."""
-        out = _bag_sums(table, self.ids, self.starts, self.w)
-        out /= self.den[:, None]
+    def of(self, table: np.ndarray, bigram: np.ndarray | None = None, first: int = 0,
+           count: int | None = None) -> np.ndarray:
+        """(count, table width): texts first.. first + count - 1 (default: all), each its pooled rows of `table`
+        (and of `bigram`, the hashed pairs' table)."""
+        end = len(self.den) if count is None else first + count
+        out = _bag_sums(table, self.ids, self.starts[first: end + 1], self.w)
+        out /= self.den[first:end, None]
         if bigram is not None:
-            pairs = _bag_sums(bigram, self.pairs, self.pstarts, np.ones(len(self.pairs), np.float32))
-            out += pairs / self.pcounts[:, None]
+            ones = np.ones(len(self.pairs), np.float32)
+            out += _bag_sums(bigram, self.pairs, self.pstarts[first: end + 1], ones) / self.pcounts[first:end, None]
         return out
 
 
@@ -193,17 +193,19 @@ class Folded:
         out += self.bias
         return out
 
-    def pair_layer(self, first: _Pool, second: _Pool, table: np.ndarray, bigram: np.ndarray | None) -> np.ndarray:
+    def pair_layer(self, pool: _Pool, n: int, table: np.ndarray, bigram: np.ndarray | None) -> np.ndarray:
+        """`pool` holds 2n texts: the n first ones, then the n second ones."""
         assert self.rest is not None
-        u, v = first.of(table, bigram), second.of(table, bigram)
+        both = pool.of(table, bigram)
+        u, v = both[:n], both[n:]
         dim = table.shape[1]
-        feats = np.empty((len(u), 2 * dim), np.float32)
+        feats = np.empty((n, 2 * dim), np.float32)
         np.subtract(u, v, out=feats[:, :dim])
         np.abs(feats[:, :dim], out=feats[:, :dim])
         np.multiply(u, v, out=feats[:, dim:])
         out = feats @ self.rest
-        out += first.of(self.tables[0], self.bigrams[0])
-        out += second.of(self.tables[1], self.bigrams[1])
+        out += pool.of(self.tables[0], self.bigrams[0], 0, n)
+        out += pool.of(self.tables[1], self.bigrams[1], n, n)
         out += self.bias
         return out
 

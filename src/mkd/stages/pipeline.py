@@ -231,6 +231,13 @@ def console_table(summary: dict[str, Any]) -> list[str]:
 
 def run_all(recipe: Recipe, force: bool = False, resume: bool = False, restart: bool = False) -> dict[str, Any]:
     """teach, augment, label, distill, finetune (if asked), bench, summary, report."""
+    from mkd.tasks import read_once
+
+    with read_once():  # the stages read each task's files once
+        return _run_stages(recipe, force, resume, restart)
+
+
+def _run_stages(recipe: Recipe, force: bool, resume: bool, restart: bool) -> dict[str, Any]:
     from mkd.report.write import write_report
     from mkd.stages.augment import augment
     from mkd.stages.distill import distill, finetune

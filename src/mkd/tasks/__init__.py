@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+from collections.abc import Iterator
 from dataclasses import replace
 
 from mkd.config import Recipe, TaskConfig
@@ -12,7 +15,8 @@ from mkd.tasks.sources import SOURCES
 from mkd.tasks.split import subsample
 from mkd.tasks.task import Example, TaskData, TaskSpec
 
-__all__ = ["CATALOG", "Example", "TaskData", "TaskSpec", "load_recipe_tasks", "load_task", "unlabelled_train"]
+__all__ = ["CATALOG", "Example", "TaskData", "TaskSpec", "load_recipe_tasks", "load_task", "read_once",
+           "unlabelled_train"]
 
 
 def _register_sources() -> None:
@@ -20,14 +24,38 @@ def _register_sources() -> None:
     from mkd.tasks import builtin, files, glue  # noqa: F401
 
 
+_READ: dict[str, tuple[TaskSpec, dict[str, list[Example]]]] | None = None
+"""Inside `read_once`: every task read so far, by its settings (None: each load reads the files)."""
+
+
+@contextlib.contextmanager
+def read_once() -> Iterator[None]:
+    """Within it, each task's source is read once: the stages of `mkd run` load the same tasks again and
+    again (reading snli's JSONL takes seconds each time). Examples are frozen; each load gets its own lists."""
+    global _READ
+    outer = _READ
+    _READ = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _READ = outer
+
+
 def _all_examples(cfg: TaskConfig, seed: int, fetch_missing: bool, blank: str) -> tuple[TaskSpec, dict]:
     """Every example of every split of a task, before subsampling."""
+    key = json.dumps([cfg.model_dump(mode="json"), seed, blank], sort_keys=True, default=str)
+    if _READ is not None and key in _READ:
+        spec, splits = _READ[key]
+        return spec, {k: list(v) for k, v in splits.items()}
     _register_sources()
     spec = resolve_spec(cfg)
     splits = SOURCES.get(spec.source)(spec, cfg, seed, fetch_missing)
     if spec.join is not None:  # sources read the columns; a joined task sees one text
         splits = {k: [replace(e, texts=spec.texts_of(e.texts)) for e in v] for k, v in splits.items()}
-    return spec, drop_blank(spec.name, splits, blank)
+    splits = drop_blank(spec.name, splits, blank)
+    if _READ is not None:
+        _READ[key] = (spec, {k: list(v) for k, v in splits.items()})
+    return spec, splits
 
 
 def load_task(cfg: TaskConfig, seed: int = 13, fetch_missing: bool = False, blank: str = "drop") -> TaskData:
