@@ -9,7 +9,7 @@ model folder's model.safetensors (no PyTorch) or taken from a loaded StaticStude
 The head's first layer is linear in the pooled vector, so its product with the token table is made
 once, at load (`Folded`): a single-text task sums rows of (token table @ first layer) and skips that
 matrix product; a pair task gets u @ W_u and v @ W_v the same way and multiplies only |u-v| and u*v
-(measured: 1.47x on rt_polarity, 1.14x on snli; benchmarks/RESULTS.md). The arithmetic is
+(measured: 1.58x on rt_polarity, 1.14x on snli; benchmarks/RESULTS.md). The arithmetic is
 StaticStudent.sentence/forward's, in float32, summed in another order: logits agree with PyTorch to
 about 1e-6 (`check_logits` refuses more than TOLERANCE).
 """
