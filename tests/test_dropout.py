@@ -51,3 +51,30 @@ def test_seeded_masks_repeat_and_gradients_follow_the_mask():
 def test_bf16_inputs_keep_their_dtype():
     x = torch.randn(4, 6, dtype=torch.bfloat16)
     assert dropout(x, 0.25, True).dtype == torch.bfloat16
+
+
+def test_a_teacher_encoder_drops_out_with_mkds_mask_and_keeps_its_attention_dropout(small_bert_dir):
+    """Every nn.Dropout of a Hugging Face encoder becomes mkd's (same p); the attention layers that hand
+    `self.dropout.p` to scaled_dot_product_attention still read it; eval is deterministic, training is not."""
+    from torch import nn
+
+    from mkd.models.teacher import TeacherModel
+    from tests.tinyfix import SPECS
+
+    model = TeacherModel.from_pretrained(str(small_bert_dir), SPECS, max_length=16)
+    encoder = model.encoder
+    assert not any(type(m) is nn.Dropout for m in encoder.modules())
+    ours = [m for m in encoder.modules() if isinstance(m, Dropout)]
+    assert ours and {m.p for m in ours} == {encoder.config.hidden_dropout_prob}
+    ids = torch.randint(5, encoder.config.vocab_size, (4, 9))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    model.eval()
+    with torch.no_grad():
+        a, b = model.features(batch), model.features(batch)
+    torch.testing.assert_close(a, b)
+    model.train()
+    torch.manual_seed(3)
+    c = model.features(batch)
+    torch.manual_seed(3)
+    torch.testing.assert_close(model.features(batch), c)  # seeded: reproducible
+    assert not torch.allclose(c, a)

@@ -5,7 +5,9 @@ hidden 300, by torch.profiler). Here every 64-bit draw is cut into four 16-bit l
 with a threshold: the same keep probability to 1/65536, the same 1/(1-p) scaling, from the same
 seeded generator (so runs stay reproducible and resume bit-exact), in well under half the time
 (benchmarks/lstm_parts.py). At eval it is the identity, as nn.Dropout, and it holds no state, so
-checkpoints are unchanged.
+checkpoints are unchanged. `swap_dropout` puts it in place of a Hugging Face encoder's nn.Dropout layers:
+a MiniLM-L6 training step (batch 32, 30 tokens, bf16 autocast, 2 threads) went from 245 to 218 ms
+(benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -51,3 +53,16 @@ class Dropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+def swap_dropout(module: nn.Module) -> int:
+    """Replace every nn.Dropout inside `module` by Dropout with the same p (an attention layer that passes
+    `self.dropout.p` to scaled_dot_product_attention still finds it); returns how many were replaced."""
+    swapped = 0
+    for name, child in module.named_children():
+        if type(child) is nn.Dropout:
+            setattr(module, name, Dropout(child.p))
+            swapped += 1
+        else:
+            swapped += swap_dropout(child)
+    return swapped

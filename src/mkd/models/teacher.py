@@ -13,6 +13,7 @@ from mkd.data.batch import EncodedSplit
 from mkd.data.encode import encode_for_transformer
 from mkd.errors import MkdError
 from mkd.models.base import ARCHS, MkdModel
+from mkd.models.dropout import swap_dropout
 from mkd.models.heads import TaskHeads
 from mkd.tasks.task import Example, TaskSpec
 
@@ -42,6 +43,7 @@ class TeacherModel(MkdModel):
         if pooling == "pooler" and getattr(encoder, "pooler", None) is None:
             raise MkdError(f"pooling 'pooler' needs an encoder with a pooler layer ({type(encoder).__name__} has none)",
                            "use pooling: mean or cls, or a BERT/RoBERTa-style encoder")
+        swap_dropout(encoder)  # the same dropout, its mask a quarter of the random draws (mkd.models.dropout)
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.specs = dict(specs)
