@@ -4,7 +4,7 @@ Runs `mkd run` in this process with mkd.tasks wrapped: every load of a task (`_a
 and every read of its source (`resolve_spec`, called only when `read_once` has not the task already).
 The run itself is the same as `mkd run ARGS`.
 
-    python benchmarks/task_reads.py --set output_dir=/tmp/fresh/runs
+    python benchmarks/task_reads.py --set output_dir=fresh/runs
 Run from the folder that holds runs/ (or name an empty output_dir for a fresh run).
 """
 
