@@ -37,7 +37,7 @@ def _examples(n: int = 24) -> dict[str, list]:
 def exported(tmp_path_factory, small_bert_dir) -> dict[str, tuple[Path, Path]]:
     root = tmp_path_factory.mktemp("onnx")
     out = {}
-    for kind in ("bilstm", "bilstm_attn", "transformer", "teacher"):
+    for kind in ("bilstm", "bilstm_attn", "transformer", "teacher", "static"):
         folder = make_model(kind, small_bert_dir, root / kind)
         export_onnx(folder, root / f"{kind}-onnx", _examples(), quantize="int8")
         out[kind] = (folder, root / f"{kind}-onnx")
@@ -235,11 +235,14 @@ def readme_snippet() -> str:
     return found.group(1)
 
 
-@pytest.mark.parametrize("kind", ["bilstm", "bilstm_attn"])
+@pytest.mark.parametrize("kind", ["bilstm", "bilstm_attn", "transformer", "teacher", "static"])
 def test_the_readme_serving_snippet_gives_mkd_predicts_labels(kind, exported):
+    """Word-level inputs (LSTMs), subwords read apart without special tokens (static, served by tokie where the
+    export checked it), a pair read as one sequence with token types (Transformer, teacher)."""
     folder, out = exported[kind]
     snippet = readme_snippet()
     assert "import torch" not in snippet and "mkd" not in snippet
+    fast = json.loads((out / MANIFEST).read_text())["fast_tokenizer"]["tokenizer"]
     for task, spec in SPECS.items():
         if spec.type != "classification":
             continue
@@ -248,6 +251,8 @@ def test_the_readme_serving_snippet_gives_mkd_predicts_labels(kind, exported):
         scope = {"folder": str(out), "task": task, "firsts": columns[0],
                  "seconds": columns[1] if len(columns) > 1 else None}
         exec(snippet, scope)  # the README's own code is what is tested
+        assert (type(scope["tokenizer"]).__module__ != "tokenizers") == fast.startswith("tokie"), fast
+        np.testing.assert_allclose(scope["logits"], OnnxModel(out).logits(task, columns), atol=1e-5, rtol=0)
         texts = [" ||| ".join(c) if spec.is_pair else c[0] for c in zip(*columns, strict=True)]
         rows = [json.loads(x) for x in run_predict(str(folder), task, texts, None, True)]
         served = [json.loads(x) for x in run_predict(None, task, texts, None, True, out)]
