@@ -2,7 +2,8 @@
 
 One table per task: every model scored on it and every baseline, with its test score, its share of the
 teacher's, its fastest serving path at the bench's largest batch, and its batch-1 p50 / p99 latency
-(the path with the lowest p50). RESULTS.md's four-task tables come from this.
+(the path with the lowest p50), both among the paths that passed their gate (mkd.serving.bench).
+RESULTS.md's four-task tables come from this.
 
     python benchmarks/run_tables.py runs/study-four-tasks
 """
@@ -14,6 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mkd.serving.bench import passed
+
 
 def rows(summary: dict[str, Any], bench: dict[str, Any], task: str, big: str) -> list[tuple]:
     primary = "accuracy"
@@ -22,9 +25,10 @@ def rows(summary: dict[str, Any], bench: dict[str, Any], task: str, big: str) ->
         test = summary["models"][name]["test"]["tasks"]
         if task not in test:  # a model fine-tuned on another task keeps this task's head
             continue
-        fastest = max(fig["paths"].items(), key=lambda kv: kv[1][big]["examples_per_s"])
-        quickest = min(fig["paths"].values(), key=lambda f: f["batch_1"]["p50_ms"])["batch_1"]
-        out.append((name, test[task][primary], fastest[1][big]["examples_per_s"], fastest[0],
+        counted = {p: f for p, f in fig["paths"].items() if passed(fig.get("checks"), p)}  # under its gate: no
+        fastest = fig["best_path"]  # the bench's own choice at the largest batch, among the paths that passed
+        quickest = min(counted.values(), key=lambda f: f["batch_1"]["p50_ms"])["batch_1"]
+        out.append((name, test[task][primary], counted[fastest][big]["examples_per_s"], fastest,
                     quickest["p50_ms"], quickest["p99_ms"]))
     for name, per_task in summary.get("baselines", {}).items():
         if task in per_task:

@@ -81,13 +81,16 @@ def task_parts(student: Path, name: str, dev: list, reps: int) -> None:
     for part, us in parts.items():
         print(f"    {part:28s} {us:7.2f} us  ({1e6 / us:10,.0f} ex/s alone)")
     first_layer(served.heads[name][0][0], features[0])
-    folded_against_unfolded(served, name, batches, width, run_head, reps)
+    folded_against_unfolded(served, name, batches, width, run_head)
 
 
-def folded_against_unfolded(served: StaticNumpy, name: str, batches: list, width: int, run_head, reps: int,
+def folded_against_unfolded(served: StaticNumpy, name: str, batches: list, width: int, run_head,
                             rounds: int = 7) -> None:
     """The whole call as it serves (first layer folded into the token table) against the same arithmetic
-    unfolded (pooled vectors, then every head layer, as before the fold), in interleaved rounds."""
+    unfolded (pooled vectors, then every head layer, as before the fold): mkd.serving.timing's interleaved,
+    time-boxed rounds (the bench's clock), medians with their spread."""
+    from mkd.serving import timing
+
     def unfolded(b: list) -> np.ndarray:
         p = served.sentences(served.encode([t for col in b for t in col]))
         if width == 2:
@@ -97,14 +100,21 @@ def folded_against_unfolded(served: StaticNumpy, name: str, batches: list, width
 
     got = np.concatenate([served.logits(name, b) for b in batches])
     want = np.concatenate([unfolded(b) for b in batches])
-    speeds: dict[str, list[float]] = {"folded": [], "unfolded": []}
-    for _ in range(rounds):
-        speeds["folded"].append(1e6 / per_example_us(lambda b: served.logits(name, b), batches, reps))
-        speeds["unfolded"].append(1e6 / per_example_us(unfolded, batches, reps))
-    med = {k: float(np.median(v)) for k, v in speeds.items()}
-    print(f"    whole call, {rounds} interleaved rounds: folded {med['folded']:,.0f} ex/s, unfolded "
-          f"{med['unfolded']:,.0f} ex/s ({med['folded'] / med['unfolded']:.2f}x); max |logits diff| "
-          f"{np.abs(got - want).max():.1e}, argmax agreement {(got.argmax(1) == want.argmax(1)).mean():.4f}")
+    rows = [tuple(col[i] for col in b) for b in batches for i in range(len(b[0]))]
+
+    def columns(part: list) -> list:
+        return [[r[i] for r in part] for i in range(width)]
+
+    runners = {"folded": lambda part: served.logits(name, columns(part)),
+               "unfolded": lambda part: unfolded(columns(part))}
+    figures = timing.measure(runners, rows, (BATCH,), rounds, budget_s=0.2)
+    fig = {k: v[f"batch_{BATCH}"] for k, v in figures.items()}
+    speed = {k: f["examples_per_s"] for k, f in fig.items()}
+    spread = {k: f"{f['spread']['min']:,.0f}-{f['spread']['max']:,.0f}" for k, f in fig.items()}
+    print(f"    whole call, {rounds} interleaved rounds: folded {speed['folded']:,.0f} ex/s ({spread['folded']}), "
+          f"unfolded {speed['unfolded']:,.0f} ({spread['unfolded']}): {speed['folded'] / speed['unfolded']:.2f}x; "
+          f"max |logits diff| {np.abs(got - want).max():.1e}, argmax agreement "
+          f"{(got.argmax(1) == want.argmax(1)).mean():.4f}")
 
 
 def first_layer(w: np.ndarray, x: np.ndarray) -> None:

@@ -9,7 +9,7 @@ model folder's model.safetensors (no PyTorch) or taken from a loaded StaticStude
 The head's first layer is linear in the pooled vector, so its product with the token table is made
 once, at load (`Folded`): a single-text task sums rows of (token table @ first layer) and skips that
 matrix product; a pair task gets u @ W_u and v @ W_v the same way and multiplies only |u-v| and u*v
-(measured: 1.58x on rt_polarity, 1.14x on snli; benchmarks/RESULTS.md). The arithmetic is
+(measured: 1.53-1.63x on single-text tasks, 1.06-1.07x on snli; benchmarks/RESULTS.md). The arithmetic is
 StaticStudent.sentence/forward's, in float32, summed in another order: logits agree with PyTorch to
 about 1e-6 (`check_logits` refuses more than TOLERANCE).
 """
@@ -131,7 +131,7 @@ class StaticNumpy:
         fold = self.folded[task]
         ragged = self.encode([*columns[0], *columns[1]] if fold.pair else list(columns[0]))
         pool = _Pool(ragged.ids, ragged.lengths, self.weight, self.buckets)
-        x = fold.pair_layer(pool, n, self.table, self.bigram) if fold.pair else fold.single_layer(pool)
+        x = fold.pair_layer(pool, n) if fold.pair else fold.single_layer(pool)
         rest = self.heads[task][1:]
         for w, b in rest:
             np.maximum(x, 0.0, out=x)
@@ -183,6 +183,7 @@ class Folded:
                  pair: bool) -> None:
         w, self.bias = layer
         self.pair, dim = pair, table.shape[1]
+        self.table, self.bigram = table, bigram  # a pair head also reads u and v themselves
         blocks = [w[:dim], w[dim: 2 * dim]] if pair else [w]
         self.tables = [np.ascontiguousarray(table @ b, np.float32) for b in blocks]
         self.bigrams = [None if bigram is None else np.ascontiguousarray(bigram @ b, np.float32) for b in blocks]
@@ -193,12 +194,12 @@ class Folded:
         out += self.bias
         return out
 
-    def pair_layer(self, pool: _Pool, n: int, table: np.ndarray, bigram: np.ndarray | None) -> np.ndarray:
+    def pair_layer(self, pool: _Pool, n: int) -> np.ndarray:
         """`pool` holds 2n texts: the n first ones, then the n second ones."""
         assert self.rest is not None
-        both = pool.of(table, bigram)
+        both = pool.of(self.table, self.bigram)
         u, v = both[:n], both[n:]
-        dim = table.shape[1]
+        dim = self.table.shape[1]
         feats = np.empty((n, 2 * dim), np.float32)
         np.subtract(u, v, out=feats[:, :dim])
         np.abs(feats[:, :dim], out=feats[:, :dim])
