@@ -233,3 +233,28 @@ def test_bag_sums_read_rows_from_any_offset(kernel, monkeypatch):
     want = np.stack([(weights[a:b, None] * table[ids[a:b]]).sum(0) for a, b in itertools.pairwise(starts)])
     np.testing.assert_allclose(_bag_sums(table, ids, starts, weights), want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(_bag_sums(table, ids, starts[2:], weights), want[2:], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernels", ["numba", "python"])
+@pytest.mark.parametrize("variant", VARIANTS, ids=["mean-mlp", "weighted-linear", "weighted-mlp-bigrams"])
+def test_compiled_first_layer_gives_scipys(teacher_dir, variant, kernels):
+    """The one-pass kernels (compiled by numba, or read as plain Python where numba is missing) against
+    scipy's three passes: singles and pairs, with an empty text and a one-token text."""
+    from mkd.serving import static_kernels
+
+    if kernels == "numba":
+        if static_kernels.KERNELS is None:
+            pytest.skip("numba is not installed")
+        compiled = static_kernels.KERNELS
+    else:
+        compiled = static_kernels.python_kernels()
+    served = StaticNumpy.from_model(student(teacher_dir, **variant), texts())
+    for name, spec in SPECS.items():
+        examples = make_examples(spec, 20, 3)
+        columns = [[e.texts[i] for e in examples] + ["", "x"] for i in range(len(spec.text_fields))]
+        fold = served.folded[name]
+        ragged = served.encode([t for c in columns for t in c])
+        got = fold.first_layer(ragged, len(columns[0]), compiled)
+        want = fold.first_layer(ragged, len(columns[0]), None)
+        assert got.shape == want.shape and np.abs(want).max() > 0.01
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -25,8 +25,15 @@ import numpy as np
 
 from mkd.errors import MkdError
 from mkd.serving.fast_tokens import Encoder, Ragged, fast_ids
+from mkd.serving.static_kernels import KERNELS, PRIME
 
-PRIME = 1_000_003  # StaticStudent's bigram hash: (a * PRIME + b) mod buckets
+_NO_ROWS = np.zeros(0, np.float32)
+
+
+def _or_empty(table: np.ndarray | None) -> np.ndarray:
+    """A table, or an empty one where there is none (the kernels take arrays only)."""
+    return np.zeros((0, 0), np.float32) if table is None else table
+
 TOLERANCE = 1e-4  # max |logits - PyTorch|, as the ONNX export's gate
 AUG_MASK = "[MASK]"  # mkd.data.encode.AUG_MASK (not imported: that loads PyTorch)
 
@@ -74,8 +81,8 @@ class StaticNumpy:
             self.heads[task] = [(np.ascontiguousarray(weights[f"{prefix}{i}.weight"].T, np.float32),
                                  np.asarray(weights[f"{prefix}{i}.bias"], np.float32)) for i in layers]
 
-        self.folded = {t: Folded(layers[0], self.table, self.bigram, tasks[t]["is_pair"])  # made once, at load
-                       for t, layers in self.heads.items()}
+        self.folded = {t: Folded(layers[0], self.table, self.bigram, tasks[t]["is_pair"], self.weight, self.buckets)
+                       for t, layers in self.heads.items()}  # made once, at load
 
     # ---- building ---------------------------------------------------------------------------------
     @classmethod
@@ -130,8 +137,7 @@ class StaticNumpy:
                                    for i in range(0, n, batch_size)])
         fold = self.folded[task]
         ragged = self.encode([*columns[0], *columns[1]] if fold.pair else list(columns[0]))
-        pool = _Pool(ragged.ids, ragged.lengths, self.weight, self.buckets)
-        x = fold.pair_layer(pool, n) if fold.pair else fold.single_layer(pool)
+        x = fold.first_layer(ragged, n)
         rest = self.heads[task][1:]
         for w, b in rest:
             np.maximum(x, 0.0, out=x)
@@ -180,14 +186,40 @@ class Folded:
     rows of table @ w. A pair head reads [u, v, |u-v|, u*v]: its u and v blocks fold, the other two multiply."""
 
     def __init__(self, layer: tuple[np.ndarray, np.ndarray], table: np.ndarray, bigram: np.ndarray | None,
-                 pair: bool) -> None:
+                 pair: bool, weight: np.ndarray | None = None, buckets: int = 0) -> None:
         w, self.bias = layer
         self.pair, dim = pair, table.shape[1]
         self.table, self.bigram = table, bigram  # a pair head also reads u and v themselves
+        self.weight, self.buckets = weight, buckets
         blocks = [w[:dim], w[dim: 2 * dim]] if pair else [w]
         self.tables = [np.ascontiguousarray(table @ b, np.float32) for b in blocks]
         self.bigrams = [None if bigram is None else np.ascontiguousarray(bigram @ b, np.float32) for b in blocks]
         self.rest = np.ascontiguousarray(w[2 * dim:], np.float32) if pair else None
+
+    def first_layer(self, ragged: Ragged, n: int, kernels: Any = KERNELS) -> np.ndarray:
+        """(n, width) first-layer outputs of n texts (pairs: ragged holds the n first texts, then the n second
+        ones): by the compiled kernels (mkd.serving.static_kernels) when there are, else by scipy's."""
+        if kernels is not None:
+            return self._compiled(kernels, ragged, n)
+        pool = _Pool(ragged.ids, ragged.lengths, self.weight, self.buckets)
+        return self.pair_layer(pool, n) if self.pair else self.single_layer(pool)
+
+    def _compiled(self, kernels: Any, ragged: Ragged, n: int) -> np.ndarray:
+        starts = np.zeros(len(ragged.lengths) + 1, dtype=np.int64)
+        np.cumsum(ragged.lengths, out=starts[1:])
+        weight = _NO_ROWS if self.weight is None else self.weight
+        out = np.empty((n, len(self.bias)), np.float32)
+        if not self.pair:
+            kernels.single(ragged.ids, starts, weight, self.tables[0], self.buckets, _or_empty(self.bigrams[0]),
+                           self.bias, out)
+            return out
+        assert self.rest is not None
+        feats = np.empty((n, 2 * self.table.shape[1]), np.float32)
+        kernels.pair(ragged.ids, starts, weight, self.table, self.tables[0], self.tables[1], self.buckets,
+                     _or_empty(self.bigram), _or_empty(self.bigrams[0]), _or_empty(self.bigrams[1]), self.bias,
+                     feats, out)
+        out += feats @ self.rest
+        return out
 
     def single_layer(self, pool: _Pool) -> np.ndarray:
         out = pool.of(self.tables[0], self.bigrams[0])
