@@ -6,10 +6,11 @@ against fastText and a small BiLSTM, in one interleaved bench per task (one thre
 2. Serving, one interleaved `mkd.serving.timing.measure` per task on its dev texts: the static student
    in PyTorch (mkd's path until now), in numpy with `tokenizers` ids, in numpy with tokie ids (the fast
    path), fastText supervised (the study's peer, trained here on the run's train split), and a small
-   BiLSTM (GloVe-50d, hidden 96; untrained weights serve at the trained model's speed) in PyTorch and
-   in ONNX Runtime with the word-level fast path. Examples/s at batch 32 (wall and CPU) and batch-1
-   p50 / p99 latency.
-3. Predictions: the numpy path's argmax against PyTorch's on every dev example of each task.
+   BiLSTM (GloVe-50d, hidden 96; untrained weights serve at the trained model's speed; --bilstm DIR for a
+   trained one) in PyTorch, in ONNX Runtime with the word-level fast path, and in numpy with its compiled
+   recurrence (mkd.serving.lstm_numpy), also with the word split's chunk memory emptied before every call
+   (each batch as if its words were new). Examples/s at batch 32 (wall and CPU) and batch-1 p50 / p99 latency.
+3. Predictions: the numpy paths' argmax against PyTorch's on every dev example of each task.
 
     OMP_NUM_THREADS=1 python benchmarks/fast_serving.py runs/demo [--bilstm DIR] [--rounds 5 --budget 0.2]
 """
@@ -32,6 +33,7 @@ from mkd.models.loading import load_model
 from mkd.serving.bench import onnx_runner, torch_runner
 from mkd.serving.fast_bench import texts_of
 from mkd.serving.fast_tokens import ReferenceIds, TokieIds, first_difference
+from mkd.serving.lstm_numpy import BiLSTMNumpy
 from mkd.serving.runtime import OnnxModel
 from mkd.serving.static_numpy import StaticNumpy, check_logits
 from mkd.serving.timing import measure
@@ -106,6 +108,12 @@ def serving_part(student, bilstm, bilstm_dir: Path, datas, args, scratch: Path) 
             "small BiLSTM, ONNX + regex batches": onnx_runner(OnnxModel(graph, "fp32", 1, texts_of(dev)),
                                                               bilstm.specs[name]),
         }
+        compiled = BiLSTMNumpy.from_model(bilstm, texts_of(dev))
+        if compiled is not None:
+            runners["small BiLSTM, numpy + compiled kernel"] = _numpy(compiled, name, width)
+            cold = BiLSTMNumpy.from_model(bilstm, texts_of(dev))
+            if hasattr(cold.encoder, "chunks"):  # the regex batches' chunk memory emptied before every call
+                runners["small BiLSTM, numpy, no chunk memory"] = _forgetting(cold, name, width)
         figures = measure(runners, dev, (1, 32), args.rounds, args.budget)
         for path, f in figures.items():
             b32, b1 = f["batch_32"], f["batch_1"]
@@ -125,8 +133,18 @@ def _numpy(served: StaticNumpy, task: str, width: int):
     return run
 
 
-def predictions_part(student, datas) -> None:
-    print("\n3. Predictions of the numpy + tokie path against PyTorch on every dev example")
+def _forgetting(served: BiLSTMNumpy, task: str, width: int):
+    run = _numpy(served, task, width)
+
+    def forget_then_run(part):
+        served.encoder.chunks.clear()
+        return run(part)
+
+    return forget_then_run
+
+
+def predictions_part(student, bilstm, datas) -> None:
+    print("\n3. Predictions of the numpy paths against PyTorch on every dev example")
     for name, data in datas.items():
         dev = data.split("dev")
         columns = [[e.texts[i] for e in dev] for i in range(len(data.spec.text_fields))]
@@ -134,6 +152,12 @@ def predictions_part(student, datas) -> None:
         check = check_logits(served, student, name, columns)
         print(f"  {name:12s} {check['texts']} dev examples: argmax agreement {check['argmax_agreement']:.4f}, "
               f"max |logits diff| {check['max_abs_diff']:.2e}, tokenizer {served.tokenizer_info['tokenizer']}")
+        lstm = BiLSTMNumpy.from_model(bilstm, texts_of(dev))
+        if lstm is not None:
+            check = check_logits(lstm, bilstm, name, columns)
+            print(f"  {'':12s} small BiLSTM, numpy + compiled kernel: argmax agreement "
+                  f"{check['argmax_agreement']:.4f}, max |logits diff| {check['max_abs_diff']:.2e}, "
+                  f"tokenizer {lstm.tokenizer_info['tokenizer']}")
 
 
 def main() -> None:
@@ -154,7 +178,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mkd-fast-") as tmp:
         bilstm = small_bilstm(args.bilstm, datas, Path(tmp)).eval()
         serving_part(student, bilstm, args.bilstm or Path(tmp) / "bilstm", datas, args, Path(tmp))
-    predictions_part(student, datas)
+        predictions_part(student, bilstm, datas)
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 

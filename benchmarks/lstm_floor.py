@@ -1,9 +1,10 @@
 """How fast a BiLSTM student could serve on one core if only its matrix products ran (prints figures).
 
-The small BiLSTM (`small-bilstm` preset: GloVe 50d in, hidden 96, both directions) spends its time in
-the recurrence: every word of every text, in each direction, multiplies a (batch, hidden) state by a
-(hidden, 4 * hidden) matrix, one word after the other. This measures, on one thread, batches of 32 of
-a run's dev texts:
+The small BiLSTM (`small-bilstm` preset: GloVe 50d in, hidden_size 96 = 48 units a direction, as
+mkd.models.students.wordlevel.lstm builds it) spends its time in the recurrence: every word of every
+text, in each direction, multiplies a (batch, 48) state by a (48, 4 * 48) matrix, one word after the
+other. (Before 2026-12-06 this script took --hidden as the units of ONE direction and so timed a BiLSTM
+twice as wide, about 3x the products.) This measures, on one thread, batches of 32 of a run's dev texts:
 - words per text (the student's own word split), and per batch the padded width (the longest text:
   a batch steps that many times unless it shrinks as texts end);
 - the step's matrix products alone (input and recurrent, both directions) in numpy fp32, torch fp32
@@ -13,6 +14,7 @@ a run's dev texts:
   batch). A serving path cannot beat it; the issue's 30,000 ex/s is compared with it.
 
     OMP_NUM_THREADS=1 python benchmarks/lstm_floor.py runs/demo [--hidden 96 --input 50]
+--hidden is the student's hidden_size (both directions together), as in a recipe.
 Run from the folder that holds runs/.
 """
 
@@ -65,9 +67,11 @@ def main() -> None:
     recipe = load_recipe(args.run / "recipe.yaml")
     split = word_tokenizer(["<pad>", "<unk>"], args.max_length)
     split.no_padding()
-    steps = step_us(args.hidden, args.input)
-    macs = 2 * 4 * args.hidden * (args.input + args.hidden)  # per word, both directions
-    print(f"BiLSTM hidden {args.hidden}, input {args.input}: {macs:,} multiply-adds a word (both directions); "
+    units = max(1, args.hidden // 2)  # a direction's units (wordlevel.lstm)
+    steps = step_us(units, args.input)
+    macs = 2 * 4 * units * (args.input + units)  # per word, both directions
+    print(f"BiLSTM hidden_size {args.hidden} ({units} units a direction), input {args.input}: {macs:,} "
+          f"multiply-adds a word (both directions); "
           f"one step's products at batch {BATCH}, one direction: "
           + ", ".join(f"{k} {v:.1f} us" for k, v in steps.items()))
     for name, data in load_recipe_tasks(recipe).items():

@@ -3,8 +3,9 @@
 (a) The static student's numpy path on each task of a run, per example, one thread, batches of 32 dev
     examples: the token ids (tokie where exact), the pooled vectors (bag sums), the head, and the whole
     `StaticNumpy.logits` call; the head's first layer in numpy against PyTorch fp32 and bf16 (why
-    the numpy path keeps fp32: its logits must stay within 1e-4 of PyTorch's); and the whole call with
-    the first layer folded into the token table (as it serves) against the same arithmetic unfolded.
+    the numpy path keeps fp32: its logits must stay within 1e-4 of PyTorch's); and the whole call as it
+    serves (first layer folded into the token table, pooled in one compiled pass where numba is
+    installed) against the folded arithmetic pooled by scipy and against the arithmetic unfolded.
 (b) `--bench-stage`: the run's bench stage (`bench_stage(force=True)`: it measures the run again and
     rewrites its bench folder) under cProfile, in seconds: the ONNX exports with their gates, the
     interleaved timing, the per-path checks, loading the models, and the whole stage.
@@ -86,10 +87,12 @@ def task_parts(student: Path, name: str, dev: list, reps: int) -> None:
 
 def folded_against_unfolded(served: StaticNumpy, name: str, batches: list, width: int, run_head,
                             rounds: int = 7) -> None:
-    """The whole call as it serves (first layer folded into the token table) against the same arithmetic
-    unfolded (pooled vectors, then every head layer, as before the fold): mkd.serving.timing's interleaved,
-    time-boxed rounds (the bench's clock), medians with their spread."""
+    """The whole call as it serves (one compiled pass, mkd.serving.static_kernels, where numba is installed)
+    against the same folded arithmetic pooled by scipy's kernel (three passes a pair batch), and against
+    the arithmetic unfolded (pooled vectors, then every head layer, as before the fold): mkd.serving.timing's
+    interleaved, time-boxed rounds (the bench's clock), medians with their spread."""
     from mkd.serving import timing
+    from mkd.serving.static_kernels import KERNELS
 
     def unfolded(b: list) -> np.ndarray:
         p = served.sentences(served.encode([t for col in b for t in col]))
@@ -98,23 +101,32 @@ def folded_against_unfolded(served: StaticNumpy, name: str, batches: list, width
             p = np.concatenate([p[:n], p[n:], np.abs(p[:n] - p[n:]), p[:n] * p[n:]], 1)
         return run_head(p)
 
-    got = np.concatenate([served.logits(name, b) for b in batches])
-    want = np.concatenate([unfolded(b) for b in batches])
+    def scipy_folded(b: list) -> np.ndarray:
+        x = served.folded[name].first_layer(served.encode([t for col in b for t in col]), len(b[0]), None)
+        for w, bias in served.heads[name][1:]:
+            np.maximum(x, 0.0, out=x)
+            x = x @ w + bias
+        return x
+
+    ways = {"serving": lambda b: served.logits(name, b), "scipy folded": scipy_folded, "unfolded": unfolded}
+    logits = {k: np.concatenate([f(b) for b in batches]) for k, f in ways.items()}
     rows = [tuple(col[i] for col in b) for b in batches for i in range(len(b[0]))]
 
     def columns(part: list) -> list:
         return [[r[i] for r in part] for i in range(width)]
 
-    runners = {"folded": lambda part: served.logits(name, columns(part)),
-               "unfolded": lambda part: unfolded(columns(part))}
+    runners = {k: (lambda part, f=f: f(columns(part))) for k, f in ways.items()}
     figures = timing.measure(runners, rows, (BATCH,), rounds, budget_s=0.2)
-    fig = {k: v[f"batch_{BATCH}"] for k, v in figures.items()}
-    speed = {k: f["examples_per_s"] for k, f in fig.items()}
-    spread = {k: f"{f['spread']['min']:,.0f}-{f['spread']['max']:,.0f}" for k, f in fig.items()}
-    print(f"    whole call, {rounds} interleaved rounds: folded {speed['folded']:,.0f} ex/s ({spread['folded']}), "
-          f"unfolded {speed['unfolded']:,.0f} ({spread['unfolded']}): {speed['folded'] / speed['unfolded']:.2f}x; "
-          f"max |logits diff| {np.abs(got - want).max():.1e}, argmax agreement "
-          f"{(got.argmax(1) == want.argmax(1)).mean():.4f}")
+    speed = {k: v[f"batch_{BATCH}"]["examples_per_s"] for k, v in figures.items()}
+    print(f"    whole call, {rounds} interleaved rounds (serving = {'compiled pass' if KERNELS else 'scipy folded'}):")
+    for k, f in figures.items():
+        sp = f[f"batch_{BATCH}"]["spread"]
+        diff = np.abs(logits[k] - logits["unfolded"]).max()
+        agree = (logits[k].argmax(1) == logits["unfolded"].argmax(1)).mean()
+        print(f"      {k:13s} {speed[k]:9,.0f} ex/s ({sp['min']:,.0f}-{sp['max']:,.0f}); "
+              f"{speed[k] / speed['unfolded']:.2f}x unfolded; max |logits diff| {diff:.1e}, "
+              f"argmax agreement {agree:.4f}")
+    print(f"      compiled pass against scipy folded: {speed['serving'] / speed['scipy folded']:.2f}x")
 
 
 def first_layer(w: np.ndarray, x: np.ndarray) -> None:

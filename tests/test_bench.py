@@ -13,10 +13,15 @@ import mkd.serving.bench
 from mkd.config import load_recipe
 from mkd.models.loading import load_model
 from mkd.serving.bench import PATHS, bench_folders, mean_speed
+from mkd.serving.lstm_kernels import KERNEL
 from mkd.stages.pipeline import bench_stage, best_serving
 from tests.test_config import GOOD, write
 from tests.test_export_predict import make_model
 from tests.tinyfix import SPECS, make_examples
+
+NO_NUMPY = set(PATHS) - {"numpy"}
+BILSTM_PATHS = set(PATHS) if KERNEL is not None else NO_NUMPY
+"""A one-layer `bilstm` student has a numpy path where numba compiles its kernel; bilstm_attn has none."""
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -51,13 +56,13 @@ def test_identical_models_are_measured_once_and_every_path_has_a_spread(three, m
     assert out["a"]["fingerprint"] == out["copy"]["fingerprint"] != out["b"]["fingerprint"]
     assert out["a"]["paths"] == out["copy"]["paths"] and out["copy"]["reused"] and not out["a"]["reused"]
     assert sorted({r.split("@")[0] for r in seen}) == ["a", "b"]  # the copy was not measured again
-    assert sorted({r.split("@")[1] for r in seen}) == sorted(set(PATHS) - {"numpy"}) and len(cache) == 2
+    assert sorted({r.split("@")[1] for r in seen}) == sorted(BILSTM_PATHS) and len(cache) == 2
     for name in three:
         figures = out[name]
         assert figures["threads"] == 1 and figures["precision"] == "bf16" and figures["best_path"] in PATHS
         assert figures["batch_4"] == figures["paths"]["torch_fp32"]["batch_4"]  # PyTorch fp32 where it was
         assert figures["onnxruntime"]["graph"] == "exported for the benchmark"
-        assert "numpy" not in figures["paths"]  # an LSTM student has no numpy path
+        assert set(figures["paths"]) == (NO_NUMPY if name == "b" else BILSTM_PATHS)
         for path in figures["paths"]:
             for b in (1, 4):
                 f = figures["paths"][path][f"batch_{b}"]
@@ -70,7 +75,7 @@ def test_identical_models_are_measured_once_and_every_path_has_a_spread(three, m
     assert best["best_batch_1_ms"]["p50_ms"] == out["b"]["paths"][best["best_path"]]["batch_1"]["p50_ms"]
     for name in three:  # every path checked on the same texts against PyTorch fp32
         checks = out[name]["checks"]
-        assert set(checks) == set(PATHS) - {"numpy"} and checks["torch_fp32"]["agreement"] == 1.0
+        assert set(checks) == (NO_NUMPY if name == "b" else BILSTM_PATHS) and checks["torch_fp32"]["agreement"] == 1.0
         assert all(c["examples"] == 8 and 0 <= c["score"] <= 100 and "passed" in c for c in checks.values())
 
 
@@ -179,4 +184,4 @@ def test_bench_command_on_model_folders_prints_every_path(tmp_path, monkeypatch,
     header, row = err.strip().splitlines()[-2:]
     assert "int8 b=4" in header and "best b=4" in header and row.split()[0] == "m/student"
     figures = json.loads((folder / "bench.json").read_text())
-    assert figures["threads"] == 1 and set(figures["tasks"]["sent"]["paths"]) == set(PATHS) - {"numpy"}
+    assert figures["threads"] == 1 and set(figures["tasks"]["sent"]["paths"]) == BILSTM_PATHS

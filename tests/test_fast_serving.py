@@ -7,6 +7,8 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mkd.config import StudentConfig
 from mkd.errors import MkdError
@@ -258,3 +260,28 @@ def test_compiled_first_layer_gives_scipys(teacher_dir, variant, kernels):
         want = fold.first_layer(ragged, len(columns[0]), None)
         assert got.shape == want.shape and np.abs(want).max() > 0.01
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+CHUNKS = ["don't", "DON'T", "it's", "they're", "n't", "'s", "can't!", "--", "---", "...", "....", "a.b", "x--y",
+          "wait...what", "<unk>", "[MASK]", "x[MASK]y", "café", "naïve,", "the", "movie", "_snake_", "3.14", "'", "'ll"]
+GAPS = [" ", "  ", "\t", "\n", "\x1c", "\u00a0", "\u2003", "\u2028", " \r\n "]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.sampled_from(CHUNKS), st.sampled_from(GAPS)), max_size=12), min_size=1,
+                max_size=6))
+def test_word_chunks_remembered_give_the_tokenizers_ids(texts):
+    """The regex batches split at whitespace and remember each chunk's ids: the same ids as `tokenizers`
+    on words the pattern splits inside a chunk, mask and clitics among them, whatever the whitespace;
+    and again once the chunk memory has been cleared."""
+    from mkd.models.students.vocab import UNK_ID, WordVocab, word_tokenizer
+    from mkd.serving import fast_words
+
+    vocab = WordVocab.build(["don't stop it's a café , the movie ... -- <unk> naïve x n't 's they 're . ' ll"])
+    enc = fast_words.FastWords(word_tokenizer(vocab.words, 8).to_str(), 8, UNK_ID)
+    batch = ["".join(c + g for c, g in text) for text in texts]
+    want = ft.ReferenceIds(word_tokenizer(vocab.words, 8).to_str(), 8, UNK_ID)(batch)
+    for _ in range(2):
+        got = enc(batch)
+        assert got.rows() == want.rows()
+        enc.chunks.clear()  # the second pass computes every chunk again

@@ -1,7 +1,8 @@
 """The bench's fast serving path, and what a bench stage reuses.
 
 A model gets the "numpy" path when its architecture has one (the static student, in
-mkd.serving.static_numpy) and it passes its gates on the bench's own texts: tokie's ids against
+mkd.serving.static_numpy; the one-layer BiLSTM, in mkd.serving.lstm_numpy, where numba is installed)
+and it passes its gates on the bench's own texts: tokie's ids against
 `tokenizers` (else `tokenizers` serves it, and the figures say so) and the logits against PyTorch
 (else no numpy figure, and one line says why). `Shared` loads and exports each model once per stage.
 """
@@ -25,13 +26,28 @@ def texts_of(examples: Sequence[Any]) -> list[str]:
     return [t for e in examples for t in e.texts]
 
 
+def numpy_server(model: Any, check_texts: Sequence[str]) -> Any:
+    """The model served from numpy (StaticNumpy, BiLSTMNumpy), or None where its architecture has no such
+    path (or, for the BiLSTM, no compiled kernel)."""
+    arch = getattr(model, "arch", None)
+    if arch == "static":
+        from mkd.serving.static_numpy import StaticNumpy
+
+        return StaticNumpy.from_model(model, check_texts)
+    if arch == "bilstm":
+        from mkd.serving.lstm_numpy import BiLSTMNumpy
+
+        return BiLSTMNumpy.from_model(model, check_texts)
+    return None
+
+
 def numpy_runner(model: Any, spec: Any, examples: Sequence[Any]) -> tuple[Callable | None, dict[str, Any]]:
     """(runner of raw examples, what serves and the gates' figures), or (None, why) for no numpy path."""
-    from mkd.serving.static_numpy import StaticNumpy, check_logits
+    from mkd.serving.static_numpy import check_logits
 
-    if getattr(model, "arch", None) != "static":
+    served = numpy_server(model, texts_of(examples))
+    if served is None:
         return None, {}
-    served = StaticNumpy.from_model(model, texts_of(examples))
     width = len(spec.text_fields)
     columns = [[e.texts[i] for e in examples] for i in range(width)]
     try:

@@ -25,6 +25,7 @@ from mkd.serving.token_ids import Ragged, ReferenceIds, _ragged
 
 SEP = "\x00"
 MASK, UNK = "[MASK]", "<unk>"
+CHUNK_CACHE = 200_000  # whitespace-free chunks whose ids are remembered (then forgotten all at once)
 NORMALIZERS = [{"type": "Replace", "pattern": {"String": MASK}, "content": f" {UNK} "},
                {"type": "Replace", "pattern": {"Regex": "\\A[\\s\\x1c-\\x1f]*\\z"}, "content": UNK},
                {"type": "Lowercase"}]
@@ -48,6 +49,7 @@ class FastWords:
         self.pattern = re.compile(split["pattern"]["Regex"])
         self.unk = int(model["vocab"][model["unk_token"]])
         self.index: dict[str, int] = {**model["vocab"], SEP: -1}
+        self.chunks: dict[str, tuple[int, ...]] = {}
         self.max_length, self.unk_id = max_length, unk_id
         self.reference = ReferenceIds(tokenizer_json, max_length, unk_id)
         safe = safe_characters(self.reference.tokenizer, self._words)
@@ -63,11 +65,25 @@ class FastWords:
             return self._mixed(texts)
         return self._split_joined(joined)
 
-    def _split_joined(self, joined: str) -> Ragged:
-        """The ids of texts joined by SEP (checked: only safe characters, SEP only between texts)."""
-        words = self._words(joined)
+    def _chunk_ids(self, chunk: str) -> tuple[int, ...]:
+        """The ids of one whitespace-free chunk (remembered: words repeat, the regex is most of the cost)."""
+        if len(self.chunks) >= CHUNK_CACHE:
+            self.chunks.clear()
         get, unk = self.index.get, self.unk
-        ids = np.fromiter([get(w, unk) for w in words], dtype=np.int64, count=len(words))
+        ids = self.chunks[chunk] = tuple(get(w, unk) for w in self.pattern.findall(chunk))
+        return ids
+
+    def _split_joined(self, joined: str) -> Ragged:
+        """The ids of texts joined by SEP (checked: only safe characters, SEP only between texts). No match of
+        the pattern holds whitespace, and \\b reads whitespace and a chunk's end alike, so the text is split
+        at whitespace first (str.split and the regex's \\s: the same characters) and each chunk's ids
+        looked up, the regex running on chunks not seen before only."""
+        flat: list[int] = []
+        add, known, fresh = flat.extend, self.chunks.get, self._chunk_ids
+        for chunk in joined.replace(MASK, f" {UNK} ").lower().split():
+            got = known(chunk)
+            add(fresh(chunk) if got is None else got)
+        ids = np.array(flat, dtype=np.int64)
         seps = np.flatnonzero(ids == -1)
         bounds = np.concatenate([[-1], seps, [len(ids)]])
         lengths = np.diff(bounds) - 1

@@ -11,34 +11,16 @@ logits by about 1e-6, and the serving gate (static_numpy.check_logits, 1e-4 agai
 
 from __future__ import annotations
 
-import os
 from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
+
+from mkd.serving.compiled import NUMBA, jit
 
 PRIME = 1_000_003  # StaticStudent's bigram hash: (a * PRIME + b) mod buckets
 
 
-def _numba_jit() -> Any:
-    """numba's njit (cached on disk, no GIL, fastmath), or None: no numba, or MKD_NO_NUMBA set."""
-    if os.environ.get("MKD_NO_NUMBA"):
-        return None
-    try:
-        import numba
-    except ImportError:
-        return None
-    return numba.njit(cache=True, nogil=True, fastmath=True)
-
-
-_NJIT = _numba_jit()
-
-
-def _jit(f: Any) -> Any:
-    return f if _NJIT is None else _NJIT(f)
-
-
-@_jit
+@jit
 def pool_into(ids, a, b, weight, table, folded, vec, fold_out):  # pragma: no cover - compiled
     """Add rows a..b-1 of `table` (into vec) and of `folded` (into fold_out), weighted; returns the
     weights' sum (the count without weights)."""
@@ -57,7 +39,7 @@ def pool_into(ids, a, b, weight, table, folded, vec, fold_out):  # pragma: no co
     return den
 
 
-@_jit
+@jit
 def bigrams_into(ids, a, b, buckets, bigram, bfolded, vec, fold_out):  # pragma: no cover - compiled
     """Add the mean of the hashed adjacent pairs' rows (of `bigram` into vec, of `bfolded` into fold_out)."""
     count = max(b - a - 1, 1)
@@ -78,7 +60,7 @@ def bigrams_into(ids, a, b, buckets, bigram, bfolded, vec, fold_out):  # pragma:
         fold_out[k] += ftmp[k] / np.float32(count)
 
 
-@_jit
+@jit
 def mean_of(ids, a, b, weight, table, folded, buckets, bigram, bfolded, vec, fold_out):  # pragma: no cover
     """vec, fold_out := text a..b's pooled vector (as StaticStudent.sentence) and its folded rows."""
     vec[:] = 0.0
@@ -94,7 +76,7 @@ def mean_of(ids, a, b, weight, table, folded, buckets, bigram, bfolded, vec, fol
         bigrams_into(ids, a, b, buckets, bigram, bfolded, vec, fold_out)
 
 
-@_jit
+@jit
 def single(ids, starts, weight, folded, buckets, bfolded, bias, out):  # pragma: no cover - compiled
     """out[i] := text i's pooled rows of the folded table, plus the bias: a single-text head's first layer."""
     none = np.zeros((0, 0), np.float32)
@@ -106,7 +88,7 @@ def single(ids, starts, weight, folded, buckets, bfolded, bias, out):  # pragma:
             out[i, k] = row[k] + bias[k]
 
 
-@_jit
+@jit
 def pair(ids, starts, weight, table, fold_u, fold_v, buckets, bigram, bfold_u, bfold_v, bias,
          feats, first):  # pragma: no cover - compiled
     """Texts i and n + i: feats[i] := [|u - v|, u * v] and first[i] := u @ W_u + v @ W_v + bias (folded)."""
@@ -130,5 +112,5 @@ def python_kernels() -> SimpleNamespace:
     return SimpleNamespace(single=getattr(single, "py_func", single), pair=getattr(pair, "py_func", pair))
 
 
-KERNELS = None if _NJIT is None else SimpleNamespace(single=single, pair=pair)
+KERNELS = None if NUMBA is None else SimpleNamespace(single=single, pair=pair)
 """The compiled kernels, or None (no numba, or MKD_NO_NUMBA set)."""

@@ -25,6 +25,7 @@ import numpy as np
 
 from mkd.errors import MkdError
 from mkd.serving.fast_tokens import Encoder, Ragged, fast_ids
+from mkd.serving.numpy_server import NumpyServer
 from mkd.serving.static_kernels import KERNELS, PRIME
 
 _NO_ROWS = np.zeros(0, np.float32)
@@ -62,8 +63,10 @@ def _bag_sums(table: np.ndarray, ids: np.ndarray, starts: np.ndarray, weights: n
     return out
 
 
-class StaticNumpy:
+class StaticNumpy(NumpyServer):
     """A static student's logits from raw texts: `logits(task, columns)`."""
+
+    kind = "static student"
 
     def __init__(self, weights: dict[str, np.ndarray], settings: dict[str, Any], tasks: dict[str, dict[str, Any]],
                  encoder: Encoder, tokenizer_info: dict[str, Any] | None = None, mask: str = AUG_MASK) -> None:
@@ -127,14 +130,8 @@ class StaticNumpy:
         """(n, dim) pooled vectors: StaticStudent.sentence on unpadded ids."""
         return _Pool(ragged.ids, ragged.lengths, self.weight, self.buckets).of(self.table, self.bigram)
 
-    def logits(self, task: str, columns: Sequence[Sequence[str]], batch_size: int | None = None) -> np.ndarray:
-        """(n, outputs) logits of `task` for n texts (pairs: two columns), in input order."""
-        if task not in self.heads:
-            raise MkdError(f"this static student has no head for task '{task}'", f"use one of: {', '.join(self.heads)}")
+    def batch_logits(self, task: str, columns: Sequence[Sequence[str]]) -> np.ndarray:
         n = len(columns[0])
-        if batch_size and n > batch_size:
-            return np.concatenate([self.logits(task, [c[i: i + batch_size] for c in columns])
-                                   for i in range(0, n, batch_size)])
         fold = self.folded[task]
         ragged = self.encode([*columns[0], *columns[1]] if fold.pair else list(columns[0]))
         x = fold.first_layer(ragged, n)
