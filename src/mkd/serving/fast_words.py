@@ -70,7 +70,10 @@ class FastWords:
         if len(self.chunks) >= CHUNK_CACHE:
             self.chunks.clear()
         get, unk = self.index.get, self.unk
-        ids = self.chunks[chunk] = tuple(get(w, unk) for w in self.pattern.findall(chunk))
+        if chunk.isalnum():  # one word: the pattern's \w is str.isalnum or "_", so it matches the whole chunk
+            ids = self.chunks[chunk] = (get(chunk, unk),)
+        else:
+            ids = self.chunks[chunk] = tuple(get(w, unk) for w in self.pattern.findall(chunk))
         return ids
 
     def _split_joined(self, joined: str) -> Ragged:
