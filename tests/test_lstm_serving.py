@@ -71,3 +71,23 @@ def test_bilstm_numpy_serves_only_what_it_computes_exactly():
     served.directions[1][1][0, 0] += 0.5  # a recurrent weight of the backward direction drifts
     with pytest.raises(Exception, match="differ from PyTorch"):
         check_logits(served, bilstm(), "sent", [["good movie with a plot", "bad plot"]])
+
+
+def test_a_bilstm_on_the_teachers_subwords_serves_from_numpy_too(tmp_path):
+    """A BiLSTM over the teacher's tokenizer (teacher-static vectors): its subword ids (tokie or
+    `tokenizers`), the augmentation's mask read as the tokenizer's own."""
+    from mkd.models.teacher import TeacherModel
+    from tests.tinyfix import write_tiny_bert
+
+    bert = write_tiny_bert(tmp_path / "bert", hidden=16, seed=1)
+    torch.manual_seed(0)
+    TeacherModel.from_pretrained(str(bert), SPECS, max_length=32).save(tmp_path / "teacher")
+    cfg = StudentConfig(type="bilstm", embeddings="teacher-static", hidden_size=16, max_length=6)
+    model = build_student(cfg, SPECS, texts(), tmp_path / "teacher").eval()
+    served = BiLSTMNumpy.from_model(model, texts(), lstm_kernels.python_kernel())
+    assert served is not None
+    for name, spec in SPECS.items():
+        examples = make_examples(spec, 12, 2)
+        columns = [[e.texts[i] for e in examples] + ["a [MASK] b"] for i in range(len(spec.text_fields))]
+        report = check_logits(served, model, name, columns)
+        assert report["max_abs_diff"] < 1e-5 and report["argmax_agreement"] == 1.0

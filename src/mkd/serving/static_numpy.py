@@ -1,8 +1,9 @@
 """The static student served at the speed of its math: ids -> weighted bag of token vectors -> head, in numpy.
 
 PyTorch pads a batch, gathers (batch, length, dim) vectors and masks them; here each text's vectors
-are summed straight from the table by one sparse-times-dense product over the flat ids (scipy's
-CSR kernel; no padding, no per-text Python), then the head is two matrix products. Token ids come
+are summed straight from the table over the flat ids, with no padding and no per-text Python: in one
+compiled pass where numba is installed (mkd.serving.static_kernels), else by scipy's sparse-times-dense
+kernel; then the rest of the head is matrix products. Token ids come
 from mkd.serving.fast_tokens (tokie when it is exact on the check texts). Weights are read from a
 model folder's model.safetensors (no PyTorch) or taken from a loaded StaticStudent.
 
