@@ -34,8 +34,9 @@ from mkd.serving.bench import onnx_runner, torch_runner
 from mkd.serving.fast_bench import texts_of
 from mkd.serving.fast_tokens import ReferenceIds, TokieIds, first_difference
 from mkd.serving.lstm_numpy import BiLSTMNumpy
+from mkd.serving.numpy_server import check_logits
 from mkd.serving.runtime import OnnxModel
-from mkd.serving.static_numpy import StaticNumpy, check_logits
+from mkd.serving.static_numpy import StaticNumpy
 from mkd.serving.timing import measure
 from mkd.tasks import load_task
 

@@ -82,10 +82,10 @@ def task_parts(student: Path, name: str, dev: list, reps: int) -> None:
     for part, us in parts.items():
         print(f"    {part:28s} {us:7.2f} us  ({1e6 / us:10,.0f} ex/s alone)")
     first_layer(served.heads[name][0][0], features[0])
-    folded_against_unfolded(served, name, batches, width, run_head)
+    whole_call_ways(served, name, batches, width, run_head)
 
 
-def folded_against_unfolded(served: StaticNumpy, name: str, batches: list, width: int, run_head,
+def whole_call_ways(served: StaticNumpy, name: str, batches: list, width: int, run_head,
                             rounds: int = 7) -> None:
     """The whole call as it serves (one compiled pass, mkd.serving.static_kernels, where numba is installed)
     against the same folded arithmetic pooled by scipy's kernel (three passes a pair batch), and against

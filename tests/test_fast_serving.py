@@ -15,7 +15,8 @@ from mkd.errors import MkdError
 from mkd.models.students import build_student
 from mkd.models.teacher import TeacherModel
 from mkd.serving import fast_tokens as ft
-from mkd.serving.static_numpy import StaticNumpy, check_logits
+from mkd.serving.numpy_server import check_logits
+from mkd.serving.static_numpy import StaticNumpy
 from tests.tinyfix import SPECS, make_examples, write_tiny_bert
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -10,7 +10,7 @@ from mkd.config import StudentConfig
 from mkd.models.students import build_student
 from mkd.serving import lstm_kernels
 from mkd.serving.lstm_numpy import BiLSTMNumpy
-from mkd.serving.static_numpy import check_logits
+from mkd.serving.numpy_server import check_logits
 from tests.tinyfix import SPECS, make_examples
 
 pytestmark = pytest.mark.usefixtures("one_thread")

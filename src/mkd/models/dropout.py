@@ -6,8 +6,8 @@ with a threshold: the same keep probability to 1/65536, the same 1/(1-p) scaling
 seeded generator (so runs stay reproducible and resume bit-exact), in well under half the time
 (benchmarks/lstm_parts.py). At eval it is the identity, as nn.Dropout, and it holds no state, so
 checkpoints are unchanged. `swap_dropout` puts it in place of a Hugging Face encoder's nn.Dropout layers:
-a MiniLM-L6 training step (batch 32, 30 tokens, bf16 autocast, 2 threads) went from 245 to 218 ms
-(benchmarks/RESULTS.md).
+a MiniLM-L6 training step (batch 32, 30 tokens, bf16 autocast, 2 threads) went from 221.6 to 198.1 ms
+(benchmarks/teacher_dropout.py; benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations

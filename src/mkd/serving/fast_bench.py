@@ -26,24 +26,25 @@ def texts_of(examples: Sequence[Any]) -> list[str]:
     return [t for e in examples for t in e.texts]
 
 
+NUMPY_SERVERS = {"static": ("mkd.serving.static_numpy", "StaticNumpy"),
+                 "bilstm": ("mkd.serving.lstm_numpy", "BiLSTMNumpy")}
+"""Architecture -> (module, class) of its numpy path, imported only when a model of it is benched."""
+
+
 def numpy_server(model: Any, check_texts: Sequence[str]) -> Any:
-    """The model served from numpy (StaticNumpy, BiLSTMNumpy), or None where its architecture has no such
-    path (or, for the BiLSTM, no compiled kernel)."""
-    arch = getattr(model, "arch", None)
-    if arch == "static":
-        from mkd.serving.static_numpy import StaticNumpy
+    """The model served from numpy (NUMPY_SERVERS' `from_model`), or None where its architecture has no such
+    path (or the server declines: the BiLSTM without a compiled kernel or with more than one layer)."""
+    import importlib
 
-        return StaticNumpy.from_model(model, check_texts)
-    if arch == "bilstm":
-        from mkd.serving.lstm_numpy import BiLSTMNumpy
-
-        return BiLSTMNumpy.from_model(model, check_texts)
-    return None
+    where = NUMPY_SERVERS.get(getattr(model, "arch", None) or "")
+    if where is None:
+        return None
+    return getattr(importlib.import_module(where[0]), where[1]).from_model(model, check_texts)
 
 
 def numpy_runner(model: Any, spec: Any, examples: Sequence[Any]) -> tuple[Callable | None, dict[str, Any]]:
     """(runner of raw examples, what serves and the gates' figures), or (None, why) for no numpy path."""
-    from mkd.serving.static_numpy import check_logits
+    from mkd.serving.numpy_server import check_logits
 
     served = numpy_server(model, texts_of(examples))
     if served is None:

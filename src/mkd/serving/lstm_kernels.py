@@ -7,7 +7,7 @@ step together, longest first, and a text that has ended leaves the recurrent pro
 projection of every word is read from a table made at load (the embedding times W_ih, plus both
 biases), and the gates' sigmoids and tanhs are a rational function the compiler vectorizes (Eigen's
 float tanh: within 3.5e-7 of tanh, sigmoid(x) = (1 + tanh(x / 2)) / 2). The logits stay within the
-1e-4 gate of PyTorch (static_numpy.check_logits decides, as for the static student).
+1e-4 gate of PyTorch (numpy_server.check_logits decides, as for the static student).
 
 Gates in PyTorch's order (input, forget, cell, output). Without numba, `KERNEL` is None and this path is
 not offered; `python_kernel()` reads the same code as Python (for tests).

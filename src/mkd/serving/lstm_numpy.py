@@ -2,7 +2,7 @@
 numpy and one compiled kernel (mkd.serving.lstm_kernels): words -> ids (mkd.serving.fast_words' regex
 batches, or tokie for a subword vocabulary, each only where exact) -> each text's recurrence over its
 own words -> the task's head. Offered where numba is installed; the bench gates it against PyTorch like
-the static student's numpy path (static_numpy.check_logits: logits within 1e-4, else no figure).
+the static student's numpy path (numpy_server.check_logits: logits within 1e-4, else no figure).
 Memory: the two directions' input-projection tables, vocabulary x 4 x units float32 each (a 30,000-word
 vocabulary at 48 units a direction: 23 MB each).
 """
@@ -16,8 +16,7 @@ import numpy as np
 
 from mkd.serving.fast_tokens import Encoder, fast_ids
 from mkd.serving.lstm_kernels import KERNEL
-from mkd.serving.numpy_server import NumpyServer
-from mkd.serving.static_numpy import AUG_MASK
+from mkd.serving.numpy_server import AUG_MASK, NumpyServer
 
 
 class BiLSTMNumpy(NumpyServer):
@@ -60,9 +59,7 @@ class BiLSTMNumpy(NumpyServer):
 
     def sentences(self, texts: list[str]) -> np.ndarray:
         """(n, 2 * width): each text's [forward last state, backward first state]."""
-        if self.mask != AUG_MASK:
-            texts = [t.replace(AUG_MASK, self.mask) for t in texts]
-        ragged = self.encoder(texts)
+        ragged = self.encoder(self.with_mask(texts))
         starts = np.zeros(len(ragged.lengths) + 1, dtype=np.int64)
         np.cumsum(ragged.lengths, out=starts[1:])
         out = np.empty((len(texts), 2 * self.width), np.float32)

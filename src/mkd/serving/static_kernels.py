@@ -6,7 +6,7 @@ Numba (`pip install 'mkd[fast]'`) compiles them for this CPU on first use (a few
 next to this file or in numba's user cache). Without numba, or with MKD_NO_NUMBA=1, `KERNELS` is None and
 static_numpy pools with scipy's sparse kernel instead (three passes a pair batch, each allocating). Both
 sum in float32; the kernels may fuse multiply-adds and reorder (fastmath: 17% faster on snli), which moves
-logits by about 1e-6, and the serving gate (static_numpy.check_logits, 1e-4 against PyTorch) still decides.
+logits by about 1e-6, and the serving gate (numpy_server.check_logits, 1e-4 against PyTorch) still decides.
 """
 
 from __future__ import annotations

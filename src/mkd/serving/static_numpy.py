@@ -12,7 +12,7 @@ once, at load (`Folded`): a single-text task sums rows of (token table @ first l
 matrix product; a pair task gets u @ W_u and v @ W_v the same way and multiplies only |u-v| and u*v
 (measured: 1.53-1.63x on single-text tasks, 1.06-1.07x on snli; benchmarks/RESULTS.md). The arithmetic is
 StaticStudent.sentence/forward's, in float32, summed in another order: logits agree with PyTorch to
-about 1e-6 (`check_logits` refuses more than TOLERANCE).
+about 1e-6 (mkd.serving.numpy_server.check_logits refuses more than its TOLERANCE).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 
 from mkd.errors import MkdError
 from mkd.serving.fast_tokens import Encoder, Ragged, fast_ids
-from mkd.serving.numpy_server import NumpyServer
+from mkd.serving.numpy_server import AUG_MASK, NumpyServer
 from mkd.serving.static_kernels import KERNELS, PRIME
 
 _NO_ROWS = np.zeros(0, np.float32)
@@ -36,8 +36,6 @@ def _or_empty(table: np.ndarray | None) -> np.ndarray:
     """A table, or an empty one where there is none (the kernels take arrays only)."""
     return np.zeros((0, 0), np.float32) if table is None else table
 
-TOLERANCE = 1e-4  # max |logits - PyTorch|, as the ONNX export's gate
-AUG_MASK = "[MASK]"  # mkd.data.encode.AUG_MASK (not imported: that loads PyTorch)
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
@@ -123,9 +121,7 @@ class StaticNumpy(NumpyServer):
     # ---- serving ----------------------------------------------------------------------------------
     def encode(self, texts: list[str]) -> Ragged:
         """Ids of raw texts; the augmentation's mask reads as the tokenizer's own (SubwordTokens)."""
-        if self.mask != AUG_MASK:
-            texts = [t.replace(AUG_MASK, self.mask) for t in texts]
-        return self.encoder(texts)
+        return self.encoder(self.with_mask(texts))
 
     def sentences(self, ragged: Ragged) -> np.ndarray:
         """(n, dim) pooled vectors: StaticStudent.sentence on unpadded ids."""
@@ -257,23 +253,3 @@ def _special(folder: Path, tokenizer_json: str) -> tuple[int, str]:
     ids = vocab if isinstance(vocab, dict) else {}
     pad_id = ids.get(token("pad_token") or "", 0)
     return ids.get(unk or "", pad_id), token("mask_token") or unk or ""
-
-
-def check_logits(served: StaticNumpy, model: Any, task: str, columns: Sequence[Sequence[str]]) -> dict[str, Any]:
-    """Max |logits - PyTorch| and argmax agreement of the numpy path on these texts; refuses more than TOLERANCE."""
-    import torch
-
-    from mkd.tasks.task import Example
-
-    spec = model.specs[task]
-    examples = [Example(str(i), tuple(c[i] for c in columns)) for i in range(len(columns[0]))]
-    model.eval()
-    with torch.inference_mode():
-        want = model(task, model.encode(spec, examples).collate(range(len(examples)))).float().numpy()
-    got = served.logits(task, columns, batch_size=256)
-    diff = float(np.abs(want - got).max()) if len(got) else 0.0
-    same = float((want.argmax(1) == got.argmax(1)).mean()) if len(got) and want.shape[1] > 1 else 1.0
-    if diff > TOLERANCE:
-        raise MkdError(f"the numpy path's logits differ from PyTorch's by {diff:.2g} on task {task} "
-                       f"(more than {TOLERANCE})", "report it; serve this model with PyTorch or ONNX Runtime")
-    return {"max_abs_diff": diff, "argmax_agreement": same, "texts": len(got)}
